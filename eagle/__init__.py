@@ -1,0 +1,25 @@
+"""EAGLE attribution for multimodal LLMs: which image regions drive a generated token, and how
+much the token rests on visual evidence rather than language priors.
+
+This package never imports Prefect, DuckDB or a serving client at import time.
+"""
+
+from eagle.explanation import Explanation
+from eagle.method import Eagle, score_order
+from eagle.regions import GridSegmenter, Segmenter, SlicoSegmenter
+from eagle.search import EfficientSearch, ExactSearch
+from eagle.types import Backend, ScoreRequest, Scorer
+
+__all__ = [
+    "Backend",
+    "Eagle",
+    "EfficientSearch",
+    "ExactSearch",
+    "Explanation",
+    "GridSegmenter",
+    "ScoreRequest",
+    "Scorer",
+    "Segmenter",
+    "SlicoSegmenter",
+    "score_order",
+]

@@ -1,0 +1,110 @@
+"""Shared types of the attribution method: images, score requests, the Scorer protocol, and the
+model Backend protocol that every model access path (in-process transformers, vLLM server, vLLM
+engine) satisfies.
+
+Images cross every boundary as RGB uint8 arrays: one image is (H, W, 3), a batch is (B, H, W, 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias, runtime_checkable
+
+import numpy as np
+
+RGBImage: TypeAlias = np.ndarray  # (H, W, 3) uint8, RGB
+RGBBatch: TypeAlias = np.ndarray  # (B, H, W, 3) uint8, RGB
+LabelMap: TypeAlias = np.ndarray  # (H, W) int32, region ids 0..n-1
+Scores: TypeAlias = np.ndarray  # (B, N) float64 probabilities, one column per target
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScoreRequest:
+    """What to score: the probability of `target_ids[i]` at answer position `target_positions[i]`,
+    teacher-forced on the prompt (one image, then `prompt` text) and the answer prefix
+    `answer_ids[:target_positions[i]]`.
+
+    Answer positions are 0-based indices into the answer. A target id may differ from the answer
+    token at its position: that is how a counter token ("No" where the model said "Yes") is scored.
+    """
+
+    prompt: str  # user text after the image
+    answer_ids: tuple[int, ...]  # the model's answer tokens (the teacher-forced prefix)
+    target_positions: tuple[int, ...]  # (N,) answer positions, each in [0, len(answer_ids)]
+    target_ids: tuple[int, ...]  # (N,) token ids whose probabilities are returned
+    system: str | None = None  # optional system message
+
+    def __post_init__(self) -> None:
+        if len(self.target_positions) != len(self.target_ids):
+            raise ValueError(
+                f"target_positions has {len(self.target_positions)} entries but target_ids has "
+                f"{len(self.target_ids)}: give one position per target id"
+            )
+        if not self.target_ids:
+            raise ValueError("a ScoreRequest needs at least one target")
+        bad = [p for p in self.target_positions if not 0 <= p <= len(self.answer_ids)]
+        if bad:
+            raise ValueError(
+                f"target positions {bad} are outside the answer (length {len(self.answer_ids)}); "
+                "positions index the answer tokens, 0-based"
+            )
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_ids)
+
+    @property
+    def last_position(self) -> int:
+        """The answer prefix needed: answer_ids[:last_position] (truncate after the last target)."""
+        return max(self.target_positions)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Batched target-token scoring, EAGLE's inner loop."""
+
+    def score(self, images: RGBBatch, request: ScoreRequest) -> Scores:
+        """Probabilities (B, N) of the request's targets for each of the B images."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GenerationRequest:
+    image: RGBImage  # (H, W, 3) uint8
+    prompt: str  # user text after the image
+    max_new_tokens: int = 32
+    system: str | None = None
+    request_id: str | None = None  # echoed back, for matching answers to questions
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Answer:
+    text: str  # decoded answer, special tokens removed
+    token_ids: tuple[int, ...]  # generated token ids (without the final EOS)
+    logprobs: tuple[float, ...]  # log-probability of each generated token
+    finish_reason: str  # "stop" (EOS) or "length"
+    request_id: str | None = None
+    top_logprobs: tuple[dict[int, float], ...] = field(default=())  # optional, per token
+
+
+@runtime_checkable
+class Backend(Scorer, Protocol):
+    """A model behind one interface: generate answers, score targets, and tokenise answers the
+    way the model's chat template does."""
+
+    model_id: str
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Answer]:
+        ...
+
+    def answer_token_ids(self, prompt: str, answer: str) -> tuple[int, ...]:
+        """Token ids of `answer` as it follows the prompt in the chat template."""
+        ...
+
+    def token_id(self, token: str) -> int:
+        """Id of a single token given as text as it would appear in an answer (e.g. "No")."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        ...
