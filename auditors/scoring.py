@@ -1,0 +1,241 @@
+"""Confusion metrics for yes/no answers, per-class rates, and image-clustered confidence intervals.
+
+Conventions (one policy for every metric, so the numbers agree with each other):
+
+- An answer is parsed to yes / no / unparsed (`auditors.parsing`). Unparsed answers are counted in
+  `unparsed` and in `n`, and in none of TP/FP/TN/FN.
+- Precision, recall, F1, accuracy and the predicted yes-ratio are computed over the *parsed*
+  answers (`n - unparsed`); read them together with `unparsed`, which says how much was left out.
+  The yes-ratio is the share of parsed answers that say "yes" (the model's behaviour), not the
+  share of "yes" labels.
+- A rate whose denominator is zero (recall on a split with no positives, precision when the model
+  never says yes) is None ("undefined"), never a division error and never a silent 0.
+
+Uncertainty: questions about the same image are correlated, so intervals resample *images*
+(cluster bootstrap: draw images with replacement, keep all their questions, recompute the metric;
+percentile interval). Seeded, so the same answers give the same interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Outcome = Literal["tp", "fp", "tn", "fn", "unparsed"]
+METRICS = ("precision", "recall", "f1", "accuracy", "yes_ratio")
+
+
+def outcome(label: str, verdict: str) -> Outcome:
+    """TP/FP/TN/FN of one answer ("yes" is the positive class), or "unparsed"."""
+    if verdict == "unparsed":
+        return "unparsed"
+    if label not in ("yes", "no") or verdict not in ("yes", "no"):
+        raise ValueError(
+            f"label must be yes/no and verdict yes/no/unparsed, got label={label!r} verdict={verdict!r}"
+        )
+    if verdict == "yes":
+        return "tp" if label == "yes" else "fp"
+    return "tn" if label == "no" else "fn"
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Confusion:
+    """Counts of one group of answers and the metrics derived from them."""
+
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+    unparsed: int = 0
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Iterable[str]) -> Confusion:
+        counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0, "unparsed": 0}
+        for o in outcomes:
+            if o not in counts:
+                raise ValueError(f"unknown outcome {o!r}; expected one of {sorted(counts)}")
+            counts[o] += 1
+        return cls(**counts)
+
+    @property
+    def parsed(self) -> int:
+        return self.tp + self.fp + self.tn + self.fn
+
+    @property
+    def n(self) -> int:
+        """Answered questions, parsed or not."""
+        return self.parsed + self.unparsed
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float | None:
+        return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float | None:
+        # 2TP / (2TP + FP + FN): equal to the harmonic mean where that is defined, and defined
+        # (as 0) when TP = 0 but there were errors.
+        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def accuracy(self) -> float | None:
+        return _ratio(self.tp + self.tn, self.parsed)
+
+    @property
+    def yes_ratio(self) -> float | None:
+        """Share of parsed answers that are "yes" (predicted, not labelled)."""
+        return _ratio(self.tp + self.fp, self.parsed)
+
+    @property
+    def false_positive_rate(self) -> float | None:
+        """FP / (FP + TN): how often the model says yes to an absent object."""
+        return _ratio(self.fp, self.fp + self.tn)
+
+    @property
+    def false_negative_rate(self) -> float | None:
+        return _ratio(self.fn, self.fn + self.tp)
+
+    def __add__(self, other: Confusion) -> Confusion:
+        return Confusion(
+            tp=self.tp + other.tp,
+            fp=self.fp + other.fp,
+            tn=self.tn + other.tn,
+            fn=self.fn + other.fn,
+            unparsed=self.unparsed + other.unparsed,
+        )
+
+    def to_dict(self) -> dict[str, int | float | None]:
+        """The CLI/JSON shape: tp fp tn fn precision recall f1 accuracy yes_ratio unparsed n."""
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "tn": self.tn,
+            "fn": self.fn,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "accuracy": self.accuracy,
+            "yes_ratio": self.yes_ratio,
+            "unparsed": self.unparsed,
+            "n": self.n,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Interval:
+    """A confidence interval of one metric; None bounds where the metric is undefined."""
+
+    metric: str
+    estimate: float | None
+    low: float | None
+    high: float | None
+    level: float  # e.g. 0.95
+    method: str  # "image-cluster bootstrap (percentile)"
+    n_boot: int
+    n_clusters: int
+    seed: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "metric": self.metric,
+            "estimate": self.estimate,
+            "low": self.low,
+            "high": self.high,
+            "level": self.level,
+            "method": self.method,
+            "n_boot": self.n_boot,
+            "n_clusters": self.n_clusters,
+        }
+
+
+_COLUMNS = ("tp", "fp", "tn", "fn")
+
+
+def _metric_arrays(counts: np.ndarray, metric: str) -> np.ndarray:
+    """Vectorised metric over rows of (..., 4) counts [tp, fp, tn, fn]; NaN where undefined."""
+    tp, fp, tn, fn = (counts[..., i].astype(np.float64) for i in range(4))
+    if metric == "precision":
+        num, den = tp, tp + fp
+    elif metric == "recall":
+        num, den = tp, tp + fn
+    elif metric == "f1":
+        num, den = 2 * tp, 2 * tp + fp + fn
+    elif metric == "accuracy":
+        num, den = tp + tn, tp + fp + tn + fn
+    elif metric == "yes_ratio":
+        num, den = tp + fp, tp + fp + tn + fn
+    else:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def cluster_bootstrap(
+    outcomes: Sequence[str],
+    clusters: Sequence[str],
+    metrics: Sequence[str] = METRICS,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """Percentile intervals for `metrics`, resampling clusters (images) with replacement.
+
+    `outcomes[i]` is tp/fp/tn/fn/unparsed of question i and `clusters[i]` its image. Every
+    bootstrap replicate draws as many images as there are, with replacement, and sums their
+    counts; unparsed answers drop out exactly as in `Confusion`.
+    """
+    if len(outcomes) != len(clusters):
+        raise ValueError(
+            f"{len(outcomes)} outcomes but {len(clusters)} cluster ids: give one image per answer"
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    ids: dict[str, int] = {}
+    per_cluster = np.zeros((len(set(clusters)), 4), np.int64)  # (G, 4) counts per image
+    for o, c in zip(outcomes, clusters, strict=True):
+        g = ids.setdefault(c, len(ids))
+        if o in _COLUMNS:
+            per_cluster[g, _COLUMNS.index(o)] += 1
+        elif o != "unparsed":
+            raise ValueError(f"unknown outcome {o!r}")
+    n_clusters = len(ids)
+    total = per_cluster.sum(axis=0)
+    rng = np.random.default_rng(seed)
+    if n_clusters:
+        # (n_boot, G) multiplicities of each image in each replicate, then (n_boot, 4) counts.
+        weights = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+        boot = weights @ per_cluster
+    else:
+        boot = np.zeros((n_boot, 4), np.int64)
+    out: dict[str, Interval] = {}
+    alpha = (1 - level) / 2
+    for metric in metrics:
+        estimate = float(_metric_arrays(total, metric))
+        values = _metric_arrays(boot, metric)
+        values = values[~np.isnan(values)]
+        if np.isnan(estimate) or values.size == 0:
+            low = high = None
+        else:
+            low, high = (float(v) for v in np.quantile(values, [alpha, 1 - alpha]))
+        out[metric] = Interval(
+            metric=metric,
+            estimate=None if np.isnan(estimate) else estimate,
+            low=low,
+            high=high,
+            level=level,
+            method="image-cluster bootstrap (percentile)",
+            n_boot=n_boot,
+            n_clusters=n_clusters,
+            seed=seed,
+        )
+    return out
