@@ -8,7 +8,7 @@ from eagle.explanation import Explanation
 from eagle.method import Eagle, score_order
 from eagle.regions import GridSegmenter, Segmenter, SlicoSegmenter
 from eagle.search import EfficientSearch, ExactSearch
-from eagle.types import Backend, ScoreRequest, Scorer
+from eagle.types import Backend, Scorer, ScoreRequest
 
 __all__ = [
     "Backend",

@@ -1,0 +1,199 @@
+"""Exact and efficient searches on fake scorers with known behaviour."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from eagle_fakes import ConstantScorer, InteractionScorer, LinearScorer, grid_labels, region_image, request
+
+from eagle import Eagle, EfficientSearch, ExactSearch, Explanation, score_order
+from eagle.masking import compose
+
+
+def reference_greedy(scorer, image, labels, req, lambda1, lambda2):
+    """Plain-loop greedy search written from the paper's §4, one image per call."""
+    n = int(labels.max()) + 1
+    chosen: list[int] = []
+    for _ in range(n):
+        best, best_f = None, -np.inf
+        for v in range(n):
+            if v in chosen:
+                continue
+            keep = np.zeros((1, n), bool)
+            keep[0, chosen + [v]] = True
+            ins = scorer.score(compose(image, labels, keep), req)[0]
+            dels = scorer.score(compose(image, labels, ~keep), req)[0]
+            f = np.mean(lambda1 * ins + lambda2 * (1 - dels))
+            if f > best_f + 1e-12:
+                best, best_f = v, f
+        chosen.append(best)
+    return chosen
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 12])
+def test_exact_search_makes_n_times_n_plus_one_calls_plus_two_baselines(n):
+    labels = grid_labels(1, n)
+    weights = np.arange(1, n + 1, dtype=float)[::-1].copy()
+    weights = np.random.default_rng(n).permutation(weights)
+    scorer = LinearScorer(labels, weights)
+    expl = Eagle(scorer, search=ExactSearch(), batch_size=5).explain(region_image(labels), labels, request())
+    assert expl.forward_passes == n * (n + 1) + 2
+    assert sum(scorer.calls) == n * (n + 1) + 2
+    assert expl.order.tolist() == np.argsort(-weights, kind="stable").tolist()
+
+
+@pytest.mark.parametrize(("lambda1", "lambda2"), [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (0.3, 2.0)])
+def test_exact_search_matches_reference_for_every_lambda(lambda1, lambda2):
+    labels = grid_labels(2, 4)
+    scorer = InteractionScorer(labels, n_targets=2, seed=3)
+    image = region_image(labels)
+    expl = Eagle(scorer, lambda1=lambda1, lambda2=lambda2, search=ExactSearch()).explain(
+        image, labels, request(2)
+    )
+    assert expl.order.tolist() == reference_greedy(scorer, image, labels, request(2), lambda1, lambda2)
+    # gains and objective use the same λ
+    f = lambda1 * expl.insertion_mean + lambda2 * (1 - expl.deletion_mean)
+    np.testing.assert_allclose(expl.gains, np.diff(f), atol=1e-12)
+
+
+def test_lambda_changes_the_result():
+    labels = grid_labels(2, 4)
+    scorer = InteractionScorer(labels, n_targets=2, seed=3)
+    image = region_image(labels)
+    orders = {
+        lam: tuple(
+            Eagle(scorer, lambda1=lam[0], lambda2=lam[1], search=ExactSearch())
+            .explain(image, labels, request(2))
+            .order
+        )
+        for lam in [(1.0, 0.0), (0.0, 1.0)]
+    }
+    assert orders[(1.0, 0.0)] != orders[(0.0, 1.0)]
+
+
+SEARCHES = [
+    EfficientSearch(),
+    EfficientSearch(search_scope=2, pending_samples=2, update_step=3),
+    EfficientSearch(search_scope=1, pending_samples=1, update_step=100),
+    EfficientSearch(search_scope=6, pending_samples=4, update_step=15),
+    EfficientSearch(early_stop=0.5),
+    ExactSearch(),
+]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 13, 30])
+@pytest.mark.parametrize("search", SEARCHES, ids=lambda s: json.dumps(s.params()))
+def test_saved_curves_equal_rescoring_every_prefix(n, search):
+    labels = grid_labels(1, n)
+    scorer = InteractionScorer(labels, n_targets=3, seed=n)
+    image = region_image(labels)
+    expl = Eagle(scorer, search=search).explain(image, labels, request(3))
+    assert sorted(expl.order.tolist()) == list(range(n))
+    ins, dels, _ = score_order(scorer, image, labels, request(3), expl.order)
+    assert np.abs(expl.insertion - ins).max() <= 1e-6
+    assert np.abs(expl.deletion - dels).max() <= 1e-6
+
+
+def test_efficient_equals_exact_on_an_additive_scorer_and_is_cheaper():
+    n = 40
+    labels = grid_labels(5, 8)
+    weights = np.random.default_rng(0).permutation(np.arange(1, n + 1, dtype=float))
+    image = region_image(labels)
+    exact = Eagle(LinearScorer(labels, weights), search=ExactSearch()).explain(image, labels, request())
+    eff = Eagle(LinearScorer(labels, weights), search=EfficientSearch()).explain(image, labels, request())
+    assert eff.order.tolist() == exact.order.tolist()
+    assert eff.forward_passes < 0.5 * exact.forward_passes
+
+
+@pytest.mark.parametrize("search", SEARCHES, ids=lambda s: json.dumps(s.params()))
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_ties_give_the_identity_order(search, n):
+    labels = grid_labels(1, n)
+    expl = Eagle(ConstantScorer(), search=search).explain(region_image(labels), labels, request())
+    assert expl.order.tolist() == list(range(n))
+    assert expl.region_scores[0] == 1.0 and (n == 1 or expl.region_scores[-1] == 0.0)
+
+
+@pytest.mark.parametrize(
+    "search", [ExactSearch(), EfficientSearch(search_scope=3, pending_samples=2, update_step=2)]
+)
+def test_batch_size_never_changes_results(search):
+    n = 11
+    labels = grid_labels(1, n)
+    scorer = InteractionScorer(labels, n_targets=2, seed=7)
+    image = region_image(labels)
+    results = [
+        Eagle(scorer, search=search, batch_size=b).explain(image, labels, request(2))
+        for b in (1, 2, 3, n, None)
+    ]
+    for other in results[1:]:
+        assert other.order.tolist() == results[0].order.tolist()
+        np.testing.assert_allclose(other.insertion, results[0].insertion, atol=1e-6)
+        np.testing.assert_allclose(other.deletion, results[0].deletion, atol=1e-6)
+        np.testing.assert_allclose(other.region_scores, results[0].region_scores, atol=1e-6)
+        assert other.forward_passes == results[0].forward_passes
+
+
+def test_scorer_with_wrong_output_shape_fails_with_both_shapes():
+    class Flat:
+        def score(self, images, req):
+            return np.zeros((1, req.n_targets))
+
+    labels = grid_labels(1, 3)
+    with pytest.raises(ValueError, match=r"shape \(1, 1\) for 2 images"):
+        Eagle(Flat(), batch_size=2).explain(region_image(labels), labels, request())
+
+
+def test_efficient_search_is_much_cheaper_at_64_regions():
+    labels = grid_labels(8, 8)
+    scorer = InteractionScorer(labels, n_targets=1, seed=1)
+    image = region_image(labels)
+    cheap = Eagle(scorer, search=EfficientSearch(search_scope=6, pending_samples=4, update_step=15)).explain(
+        image, labels, request()
+    )
+    assert cheap.forward_passes <= 0.30 * 64 * 65
+
+
+def test_explanation_round_trips_through_json():
+    labels = grid_labels(2, 3)
+    scorer = InteractionScorer(labels, n_targets=2)
+    expl = Eagle(scorer, lambda1=0.5).explain(region_image(labels), labels, request(2))
+    back = Explanation.from_dict(json.loads(expl.to_json()))
+    for name in Explanation._ARRAYS:
+        np.testing.assert_array_equal(getattr(back, name), getattr(expl, name))
+    assert back.params == expl.params and back.lambda1 == 0.5 and back.target_ids == expl.target_ids
+    assert json.loads(expl.to_json())["derived"]["insertion_auc"] == pytest.approx(expl.insertion_auc)
+
+
+def test_explanation_checks_shapes():
+    labels = grid_labels(1, 3)
+    expl = Eagle(ConstantScorer()).explain(region_image(labels), labels, request())
+    data = expl.to_dict()
+    data["gains"] = data["gains"][:-1]
+    with pytest.raises(ValueError, match=r"gains has shape \(2,\), expected \(3,\)"):
+        Explanation.from_dict(data)
+
+
+def test_invalid_inputs_name_the_problem():
+    labels = grid_labels(1, 3)
+    image = region_image(labels)
+    with pytest.raises(ValueError, match="uint8"):
+        Eagle(ConstantScorer()).explain(image.astype(np.float32), labels, request())
+    with pytest.raises(ValueError, match="does not match"):
+        Eagle(ConstantScorer()).explain(image, labels[:, :-1], request())
+    gap = labels.copy()
+    gap[gap == 1] = 2
+    with pytest.raises(ValueError, match="relabel"):
+        Eagle(ConstantScorer()).explain(image, gap, request())
+
+
+def test_all_prefix_pairs_have_matching_areas():
+    labels = grid_labels(2, 2, cell=3)
+    labels[0, 0] = 3  # unequal areas
+    expl = Eagle(ConstantScorer()).explain(region_image(labels), labels, request())
+    counts = np.bincount(labels.ravel()) / labels.size
+    for k, (a, b) in enumerate(itertools.pairwise(expl.areas)):
+        assert b - a == pytest.approx(counts[expl.order[k]])
