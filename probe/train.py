@@ -18,6 +18,7 @@ import logging
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -161,8 +162,16 @@ def evaluate_quick(model, processor, seed: int, n: int = 200) -> dict:
     return evaluate(model, processor, seed=seed, n=n, captions=False, progress=False).summary()
 
 
-def train(cfg: TrainConfig, out: Path | str, init: Path | str | None = None) -> dict:
-    """Train a probe model and save it with its training record under `out`; returns the record."""
+def train(
+    cfg: TrainConfig,
+    out: Path | str,
+    init: Path | str | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict:
+    """Train a probe model and save it with its training record under `out`; returns the record.
+
+    `init` continues from an existing checkpoint; `on_step(step, lm_loss)` observes every step.
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -225,6 +234,8 @@ def train(cfg: TrainConfig, out: Path | str, init: Path | str | None = None) -> 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if on_step is not None:
+            on_step(step, lm_loss.item())
         if step % 50 == 0 or step == cfg.steps - 1:
             rate = (step + 1) / (time.time() - t_loop)
             log.info("step %d/%d lm %.4f aux %.4f lr %.2e (%.2f steps/s)", step, cfg.steps, lm_loss.item(), aux_loss.item(), lr_at(step), rate)
