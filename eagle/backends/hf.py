@@ -1,0 +1,270 @@
+"""In-process transformers backend: generation with token ids and logprobs, and batched
+teacher-forced target scoring of masked images (EAGLE's Scorer), for the probe model and any
+Hugging Face image-text-to-text model with a processor and chat template.
+
+Scoring builds one sequence per image: the chat prompt with the image, then the answer prefix
+`answer_ids[:last target position]` (truncated after the last target), runs one forward pass per
+batch with `use_cache=False`, and keeps logits only at the target positions. All images of a score
+call share the prompt, so sequences have equal length; generation pads on the left with the
+attention mask (and positions derived from it by `generate`).
+
+Example::
+
+    >>> backend = HFBackend.from_pretrained("probe/checkpoint")              # doctest: +SKIP
+    >>> ids = backend.answer_token_ids("Is there a star in the image?", "Yes")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_BUDGET_MB = 1024  # activation budget for one scoring forward pass
+DEFAULT_MAX_BATCH = 64
+
+
+class HFBackend:
+    """A local transformers model behind the `eagle.types.Backend` protocol.
+
+    Args:
+        model: a model directory (str/Path), None for the shipped probe checkpoint, or an already
+            loaded model object (then `processor` is required).
+        processor: the model's processor (loaded from `model` when it is a path).
+        device: torch device string. Default "cpu".
+        batch_size: images per forward pass; None picks one from `memory_budget_mb`. Never changes
+            results, only speed.
+        memory_budget_mb: activation memory one scoring forward may use when batch_size is None.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        processor: Any = None,
+        device: str = "cpu",
+        batch_size: int | None = None,
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+        max_batch_size: int = DEFAULT_MAX_BATCH,
+        model_id: str | None = None,
+    ) -> None:
+        import torch
+
+        if model is None or isinstance(model, (str, Path)):
+            path = None if model in (None, "probe") else Path(model)
+            model, processor = _load(path, device)
+            model_id = model_id or ("probe" if path is None else str(path))
+        elif processor is None:
+            raise ValueError("pass the model's processor together with a loaded model object")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
+        self.model = model.eval()
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.memory_budget_mb = memory_budget_mb
+        self.max_batch_size = max_batch_size
+        self.model_id = model_id or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self._prompt_cache: dict[tuple[str, str | None], str] = {}
+        self.forward_passes = 0  # images scored so far (for benchmarks)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, **kw: Any) -> HFBackend:
+        """Load a local model directory (default: the shipped probe checkpoint)."""
+        return cls(model=path, **kw)
+
+    # ---- prompts and tokens --------------------------------------------------------------
+    def _messages(self, prompt: str, system: str | None, answer: str | None = None) -> list[dict]:
+        messages: list[dict] = []
+        if system:
+            messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+        messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]})
+        if answer is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return messages
+
+    def prompt_text(self, prompt: str, system: str | None = None) -> str:
+        """The chat-template text up to and including the generation prompt."""
+        key = (prompt, system)
+        if key not in self._prompt_cache:
+            self._prompt_cache[key] = self.processor.apply_chat_template(
+                self._messages(prompt, system), add_generation_prompt=True, tokenize=False
+            )
+        return self._prompt_cache[key]
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def answer_token_ids(self, prompt: str, answer: str, system: str | None = None) -> tuple[int, ...]:
+        """Token ids of `answer` as it follows the prompt in the chat template
+        (continue_final_message), so the boundary tokenisation is the model's own."""
+        head = self._encode(self.prompt_text(prompt, system))
+        full_text = self.processor.apply_chat_template(
+            self._messages(prompt, system, answer), continue_final_message=True, tokenize=False
+        )
+        full = self._encode(full_text)
+        if full[: len(head)] != head:
+            raise ValueError(
+                f"the chat template merges the answer {answer!r} into the prompt's last tokens, so "
+                "its tokens cannot be separated; pass the answer's token ids from generate() instead"
+            )
+        return tuple(full[len(head) :])
+
+    def token_id(self, token: str) -> int:
+        ids = self.answer_token_ids("", token)
+        if len(ids) != 1:
+            raise ValueError(
+                f"{token!r} is {len(ids)} tokens {list(ids)} for model {self.model_id!r}, not one; "
+                "give a single-token word as it appears in answers (e.g. 'No')"
+            )
+        return ids[0]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # ---- scoring -------------------------------------------------------------------------
+    def _inputs(self, texts: list[str], images: RGBBatch | Sequence[np.ndarray]) -> dict:
+        """Processor inputs for texts and RGB uint8 images (the processor resizes/normalises)."""
+        from PIL import Image
+
+        pil = [Image.fromarray(np.ascontiguousarray(im)) for im in images]
+        inputs = self.processor(text=texts, images=pil, return_tensors="pt", padding=True)
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def auto_batch_size(self, seq_len: int) -> int:
+        """Images per forward within the memory budget, from a rough per-token activation size."""
+        if self.batch_size is not None:
+            return self.batch_size
+        cfg = getattr(self.model.config, "text_config", self.model.config)
+        hidden = getattr(cfg, "hidden_size", 1024)
+        inter = getattr(cfg, "intermediate_size", 4 * hidden)
+        heads = getattr(cfg, "num_attention_heads", 8)
+        # live activations of one layer (hidden states, MLP, attention scores), float32, x2 slack
+        per_image = 2 * 4 * seq_len * (6 * hidden + 2 * inter + heads * seq_len)
+        return int(max(1, min(self.max_batch_size, self.memory_budget_mb * 2**20 // per_image)))
+
+    def score(self, images: RGBBatch, request: ScoreRequest) -> Scores:
+        """Probabilities (B, N) float64 of the request's targets for each image (B, H, W, 3) uint8."""
+        import torch
+
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"images must be a uint8 batch (B, H, W, 3), got {images.shape} {images.dtype}")
+        text = self.prompt_text(request.prompt, request.system)
+        prefix = list(request.answer_ids[: request.last_position])  # truncate after the last target
+        positions = torch.tensor(request.target_positions, device=self.device)
+        targets = torch.tensor(request.target_ids, device=self.device)
+        out = np.empty((images.shape[0], request.n_targets), np.float64)
+        start, step = 0, None
+        while start < images.shape[0]:
+            chunk = images[start : start + (step or 1)]
+            inputs = self._inputs([text] * len(chunk), chunk)
+            if step is None:  # size the batch from the real sequence length
+                step = self.auto_batch_size(inputs["input_ids"].shape[1] + len(prefix))
+                if step > 1:
+                    continue
+            ids = inputs["input_ids"]
+            if prefix:
+                tail = torch.tensor(prefix, dtype=ids.dtype, device=self.device).expand(len(chunk), -1)
+                ids = torch.cat([ids, tail], dim=1)
+                inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(tail)], dim=1)
+            inputs["input_ids"] = ids
+            keep = len(prefix) + 1  # logits at the last prompt token and at each prefix token
+            with torch.inference_mode():
+                logits = self.model(**inputs, use_cache=False, logits_to_keep=keep).logits  # (b, keep, V)
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            picked = logp[:, positions, targets]  # (b, N): position t reads logits index t
+            out[start : start + len(chunk)] = picked.exp().double().cpu().numpy()
+            self.forward_passes += len(chunk)
+            start += len(chunk)
+        return out
+
+    # ---- generation ----------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Answer]:
+        """Greedy answers with per-token logprobs, batched with left padding."""
+        import torch
+
+        answers: list[Answer] = []
+        step = self.batch_size or 16
+        eos = self._eos_ids()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos)
+        old_side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        try:
+            for start in range(0, len(requests), step):
+                group = list(requests[start : start + step])
+                max_new = max(r.max_new_tokens for r in group)
+                texts = [self.prompt_text(r.prompt, r.system) for r in group]
+                inputs = self._inputs(texts, [r.image for r in group])
+                with torch.inference_mode():
+                    gen = self.model.generate(
+                        **inputs,
+                        max_new_tokens=max_new,
+                        do_sample=False,
+                        output_logits=True,
+                        return_dict_in_generate=True,
+                        pad_token_id=pad,
+                    )
+                new = gen.sequences[:, inputs["input_ids"].shape[1] :]
+                logp = torch.log_softmax(torch.stack(gen.logits, dim=1).float(), dim=-1)  # (b, T, V)
+                for i, r in enumerate(group):
+                    ids, lps, reason = [], [], "length"
+                    for t in range(min(new.shape[1], r.max_new_tokens)):
+                        tok = int(new[i, t])
+                        if tok in eos:
+                            reason = "stop"
+                            break
+                        ids.append(tok)
+                        lps.append(float(logp[i, t, tok]))
+                    answers.append(
+                        Answer(text=self.decode(ids), token_ids=tuple(ids), logprobs=tuple(lps),
+                               finish_reason=reason, request_id=r.request_id)
+                    )  # fmt: skip
+        finally:
+            self.tokenizer.padding_side = old_side
+        return answers
+
+    def _eos_ids(self) -> set[int]:
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return set(eos) if isinstance(eos, (list, tuple)) else {int(eos)}
+
+    def answer_images(self, images: RGBBatch, prompt: str, max_new_tokens: int = 8) -> list[str]:
+        """Answers to one prompt for a batch of images: the `regenerate` callable of a correction scan."""
+        requests = [
+            GenerationRequest(image=im, prompt=prompt, max_new_tokens=max_new_tokens) for im in images
+        ]
+        return [a.text for a in self.generate(requests)]
+
+
+def _load(path: Path | None, device: str) -> tuple[Any, Any]:
+    """Load a local model directory offline; the probe loader for None or a probe checkpoint."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from probe.model import CHECKPOINT_DIR, load_probe
+
+    path = path or CHECKPOINT_DIR
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(
+            f"no model at {path} (config.json missing): pass a local model directory, or train the probe "
+            "model with `eagle-audit probe train`"
+        )
+    import json
+
+    arch = json.loads((path / "config.json").read_text()).get("architectures") or []
+    if arch == ["LlavaForConditionalGeneration"]:
+        return load_probe(path, device=device)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype="auto").to(device).eval()
+    return model, AutoProcessor.from_pretrained(path)
