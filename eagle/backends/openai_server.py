@@ -1,0 +1,625 @@
+"""Backend over one or more vLLM OpenAI-compatible servers (the production path).
+
+Generation is a chat completion with the image as a lossless PNG data URL. Scoring is teacher
+forcing: the answer prefix goes into the prompt as the final assistant message
+(`continue_final_message`), and `prompt_logprobs: 0` returns the log-probability of every prompt
+token; `return_token_ids` lets every response be checked token by token (see
+`eagle.backends.teacher_forcing`). Many requests are in flight at once (bounded by `concurrency`)
+on a private event loop, so the backend is called from plain synchronous code.
+
+Failures are bounded: every attempt has a timeout, connection errors / 5xx / 429 / timeouts /
+malformed bodies are retried with exponential backoff and jitter on the next endpoint, and the
+last failure is raised as a `BackendError` naming the endpoint. Nothing is ever returned for a
+request that did not succeed.
+
+    >>> backend = VLLMServerBackend(model="probe", endpoint="http://127.0.0.1:8000,http://10.0.0.2:8000")
+    >>> backend.score(images, request)            # (B, N) float64 probabilities
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import itertools
+import json
+import logging
+import os
+import random
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from eagle.backends.errors import (
+    BackendError,
+    BadResponseError,
+    EndpointTimeoutError,
+    EndpointUnavailableError,
+    ModelNotServedError,
+    RequestRejectedError,
+    TokenBoundaryError,
+)
+from eagle.backends.teacher_forcing import Variant, plan_variants, read_targets
+from eagle.types import Answer, GenerationRequest, RGBBatch, RGBImage, ScoreRequest, Scores
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENVS = ("EAGLE_AUDIT_API_KEY", "VLLM_API_KEY")
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+# A neutral user prompt for tokenising single tokens the way they appear in answers.
+_TOKEN_PROMPT = "Question?"
+
+
+def png_data_url(image: RGBImage) -> str:
+    """Lossless PNG data URL of one (H, W, 3) uint8 RGB image (JPEG would alter masked pixels)."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
+    buf = io.BytesIO()
+    # compress_level=1: ~5x faster than the default and still lossless.
+    Image.fromarray(image, "RGB").save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def parse_endpoints(endpoint: str | Sequence[str]) -> list[str]:
+    """Comma-separated (or listed) server URLs -> base URLs without a trailing `/v1` or `/`."""
+    items = endpoint.split(",") if isinstance(endpoint, str) else list(endpoint)
+    urls = []
+    for raw in items:
+        url = raw.strip().rstrip("/")
+        if not url:
+            continue
+        if url.endswith("/v1"):
+            url = url[: -len("/v1")]
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint {raw!r} is not an http(s) URL: give e.g. http://127.0.0.1:8000")
+        urls.append(url)
+    if not urls:
+        raise ValueError(f"no endpoint in {endpoint!r}: give one or more comma-separated URLs")
+    return urls
+
+
+class _Transport:
+    """JSON POST/GET with bounded concurrency, per-attempt timeouts, retries and endpoint rotation,
+    driven from synchronous code through a private event-loop thread."""
+
+    def __init__(
+        self,
+        endpoints: list[str],
+        *,
+        api_key: str | None,
+        concurrency: int,
+        timeout_s: float,
+        connect_timeout_s: float,
+        max_retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.endpoints = endpoints
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._rr = itertools.count()
+        self._rng = random.Random()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-client", daemon=True)
+        self._thread.start()
+        self._client: Any = None
+        self._sem: asyncio.Semaphore | None = None
+        self.attempts = 0  # total HTTP attempts (for tests and logs)
+        self.retries = 0
+
+    def run(self, coro: Awaitable[Any]) -> Any:
+        """Run a coroutine on the private loop and wait for it (bounded by the retry policy)."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("VLLMServerBackend called from its own event loop thread")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    async def _setup(self) -> None:
+        if self._client is None:
+            import httpx
+
+            limits = httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            )
+            timeout = httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s)
+            self._client = httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers)
+            self._sem = asyncio.Semaphore(self.concurrency)
+
+    def _delay(self, attempt: int) -> float:
+        # Exponential backoff with "equal jitter": half fixed, half random, so replicas that failed
+        # together do not all retry in the same instant.
+        cap = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        return cap / 2 + self._rng.uniform(0, cap / 2)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        parse: Callable[[Any, str], Any] | None = None,
+        endpoint: str | None = None,
+    ) -> Any:
+        """Send one request, retrying transient failures; returns `parse(json, endpoint)` (or the JSON).
+
+        `parse` raising BadResponseError counts as a transient failure (a truncated or garbled
+        body); any other BackendError from it is final. `endpoint` pins one server (no rotation).
+        """
+        import httpx
+
+        await self._setup()
+        assert self._sem is not None
+        start = next(self._rr)
+        last: BaseException | None = None
+        last_url = ""
+        for attempt in range(self.max_retries + 1):
+            base = endpoint or self.endpoints[(start + attempt) % len(self.endpoints)]
+            url = base + path
+            last_url = base
+            if attempt:
+                self.retries += 1
+                delay = self._delay(attempt - 1)
+                log.warning("retrying %s in %.2fs after: %s", url, delay, last)
+                await asyncio.sleep(delay)
+            try:
+                async with self._sem:
+                    self.attempts += 1
+                    # wait_for bounds the whole attempt: httpx's read timeout is per chunk, so a
+                    # server trickling bytes could otherwise hold a request forever.
+                    resp = await asyncio.wait_for(
+                        self._client.request(method, url, json=body), timeout=self.timeout_s + 5
+                    )
+            except (TimeoutError, httpx.TimeoutException) as e:
+                last = EndpointTimeoutError(
+                    f"vLLM server at {base} did not answer {method} {path} within {self.timeout_s:.0f}s "
+                    f"(after {attempt + 1} attempt(s)); raise --timeout or check the server's load",
+                    endpoint=base,
+                )
+                last.__cause__ = e
+                continue
+            except httpx.TransportError as e:
+                last = EndpointUnavailableError(
+                    f"cannot reach the vLLM server at {base} "
+                    f"({type(e).__name__}: {e or 'connection failed'}) after {attempt + 1} attempt(s); "
+                    "check --endpoint and that the server is running "
+                    "(`eagle-audit serve probe` starts a local one)",
+                    endpoint=base,
+                )
+                last.__cause__ = e
+                continue
+            if resp.status_code != 200:
+                err = self._status_error(resp, base, path)
+                if resp.status_code in RETRY_STATUS:
+                    last = err
+                    continue
+                raise err
+            try:
+                data = resp.json()
+            except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+                last = BadResponseError(
+                    f"vLLM server at {base} answered {path} with a body that is not JSON "
+                    f"({resp.text[:120]!r}); is --endpoint a vLLM server?",
+                    endpoint=base,
+                )
+                last.__cause__ = e
+                continue
+            if parse is None:
+                return data
+            try:
+                return parse(data, base)
+            except BadResponseError as e:
+                last = e
+                continue
+        assert last is not None
+        if isinstance(last, BackendError) and last_url and len(self.endpoints) > 1:
+            last.args = (f"{last.args[0]} [endpoints tried in turn: {', '.join(self.endpoints)}]",)
+        raise last
+
+    @staticmethod
+    def _status_error(resp: Any, base: str, path: str) -> BackendError:
+        try:
+            detail = resp.json().get("error", {})
+            message = detail.get("message") if isinstance(detail, dict) else str(detail)
+        except (ValueError, AttributeError):
+            message = None
+        message = message or resp.text[:200] or resp.reason_phrase
+        code = resp.status_code
+        if code == 404 and "does not exist" in message:
+            return ModelNotServedError(
+                f"vLLM server at {base}: {message} Pass --model with a served name", endpoint=base
+            )
+        if code in (401, 403):
+            return RequestRejectedError(
+                f"vLLM server at {base} refused {path} ({code}: {message}); set the API key in "
+                f"${API_KEY_ENVS[0]} (or pass --api-key)",
+                endpoint=base,
+            )
+        if code in RETRY_STATUS:
+            return BackendError(f"vLLM server at {base} failed {path} with {code}: {message}", endpoint=base)
+        return RequestRejectedError(
+            f"vLLM server at {base} rejected {path} ({code}): {message}", endpoint=base
+        )
+
+    async def gather(self, coros: Sequence[Awaitable[Any]]) -> list[Any]:
+        """Run coroutines concurrently; on the first failure cancel the rest and raise it."""
+        tasks: list[asyncio.Task] = []
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(c) for c in coros]  # type: ignore[arg-type]
+        except BaseExceptionGroup as eg:
+            first = eg.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        return [t.result() for t in tasks]
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+
+        async def _close() -> None:
+            if self._client is not None:
+                await self._client.aclose()
+
+        try:
+            asyncio.run_coroutine_threadsafe(_close(), self._loop).result(timeout=10)
+        except Exception:  # noqa: BLE001 - closing must not raise
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class VLLMServerBackend:
+    """`eagle.types.Backend` over vLLM OpenAI-compatible servers.
+
+    Args:
+        model: served model name ("model" in requests). None: the single model the server lists.
+        endpoint: base URL(s), comma-separated or a list; requests rotate over them (replicas).
+        api_key: bearer token. Default: $EAGLE_AUDIT_API_KEY, else $VLLM_API_KEY, else none.
+        concurrency: requests in flight at once across all endpoints. Default: 32.
+        timeout_s: per-attempt limit in seconds. Default: 120.
+        max_retries: extra attempts after a transient failure. Default: 4.
+        backoff_s: first retry delay in seconds, doubled per retry up to `max_backoff_s`.
+        top_logprobs: alternatives returned per generated token in `Answer.top_logprobs`. Default 0.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        endpoint: str | Sequence[str] = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        concurrency: int = 32,
+        timeout_s: float = 120.0,
+        connect_timeout_s: float = 10.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        top_logprobs: int = 0,
+    ) -> None:
+        if api_key is None:
+            api_key = next((os.environ[k] for k in API_KEY_ENVS if os.environ.get(k)), None)
+        self.endpoints = parse_endpoints(endpoint)
+        self._requested_model = None if model is None else str(model)
+        self.top_logprobs = top_logprobs
+        self._t = _Transport(
+            self.endpoints,
+            api_key=api_key,
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
+        self._model: str | None = None
+        self._server_version: str | None = None
+        self._ready = threading.Lock()
+        self._tok_cache: dict[tuple, tuple[int, ...]] = {}
+        self._content_cache: dict[tuple, str] = {}
+
+    # ---- set-up -------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return self._ensure_model()
+
+    @property
+    def concurrency(self) -> int:
+        return self._t.concurrency
+
+    def info(self) -> dict[str, Any]:
+        """Provenance for run records: engine, version, model name and endpoints."""
+        model = self._ensure_model()
+        return {"engine": "vllm-server", "engine_version": self._server_version, "model": model,
+                "endpoints": list(self.endpoints)}  # fmt: skip
+
+    def _ensure_model(self) -> str:
+        with self._ready:
+            if self._model is None:
+                self._model = self._t.run(self._resolve_model())
+            return self._model
+
+    async def _resolve_model(self) -> str:
+        def parse(data: Any, base: str) -> list[str]:
+            try:
+                return [m["id"] for m in data["data"]]
+            except (KeyError, TypeError) as e:
+                raise BadResponseError(f"{base}/v1/models is not an OpenAI model list: {str(data)[:120]}",
+                                       endpoint=base) from e  # fmt: skip
+
+        listed = await self._t.gather(
+            [self._t.request("GET", "/v1/models", parse=parse, endpoint=ep) for ep in self.endpoints]
+        )
+        chosen = self._requested_model
+        for ep, names in zip(self.endpoints, listed, strict=True):
+            if chosen is None:
+                if len(names) != 1:
+                    raise ModelNotServedError(
+                        f"vLLM server at {ep} serves {names}; pass --model with one of them", endpoint=ep
+                    )
+                chosen = names[0]
+            elif chosen not in names:
+                raise ModelNotServedError(
+                    f"vLLM server at {ep} does not serve model {chosen!r}; it serves {names}. "
+                    "Pass --model with one of them (the server's --served-model-name)",
+                    endpoint=ep,
+                )
+        try:
+            version = await self._t.request("GET", "/version", endpoint=self.endpoints[0])
+            self._server_version = str(version.get("version"))
+        except BackendError:
+            self._server_version = None  # not every OpenAI-compatible server has /version
+        assert chosen is not None
+        return chosen
+
+    # ---- messages and tokenisation ----------------------------------------------------------
+    @staticmethod
+    def _messages(prompt: str, system: str | None, image_url: str | None) -> list[dict]:
+        content: list[dict] = []
+        if image_url is not None:
+            content.append({"type": "image_url", "image_url": {"url": image_url}})
+        content.append({"type": "text", "text": prompt})
+        msgs: list[dict] = [{"role": "system", "content": system}] if system else []
+        return msgs + [{"role": "user", "content": content}]
+
+    def _tokenize_chat(self, messages: list[dict], *, continue_final: bool) -> tuple[int, ...]:
+        key = (json.dumps(messages, sort_keys=True), continue_final)
+        if key not in self._tok_cache:
+            body = {
+                "model": self._ensure_model(),
+                "messages": messages,
+                "add_generation_prompt": not continue_final,
+                "continue_final_message": continue_final,
+            }
+
+            def parse(data: Any, base: str) -> tuple[int, ...]:
+                if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+                    raise BadResponseError(f"{base}/tokenize returned no token list", endpoint=base)
+                return tuple(int(t) for t in data["tokens"])
+
+            self._tok_cache[key] = self._t.run(self._t.request("POST", "/tokenize", body, parse=parse))
+        return self._tok_cache[key]
+
+    def answer_token_ids(self, prompt: str, answer: str, system: str | None = None) -> tuple[int, ...]:
+        """Token ids of `answer` after the generation prompt, as the server's chat template gives them."""
+        msgs = self._messages(prompt, system, None)
+        head = self._tokenize_chat(msgs, continue_final=False)
+        full = self._tokenize_chat(msgs + [{"role": "assistant", "content": answer}], continue_final=True)
+        if full[: len(head)] != head:
+            raise TokenBoundaryError(
+                f"model {self.model_id!r}: the chat template renders the answer {answer!r} so that the "
+                "generation prompt's tokens change; answer tokens are not well defined for this template",
+                endpoint=self.endpoints[0],
+            )
+        return full[len(head) :]
+
+    def token_id(self, token: str) -> int:
+        ids = self.answer_token_ids(_TOKEN_PROMPT, token)
+        if len(ids) != 1:
+            raise ValueError(
+                f"{token!r} is {len(ids)} tokens ({list(ids)}) in model {self.model_id!r}, not one"
+            )
+        return ids[0]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        body = {"model": self.model_id, "tokens": [int(i) for i in ids]}
+
+        def parse(data: Any, base: str) -> str:
+            if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
+                raise BadResponseError(f"{base}/detokenize returned no text", endpoint=base)
+            return data["prompt"]
+
+        return self._t.run(self._t.request("POST", "/detokenize", body, parse=parse))
+
+    def _content_for(self, prompt: str, system: str | None, part: tuple[int, ...]) -> str:
+        """Assistant message text that the chat template turns into exactly `part` after the
+        generation prompt. Templates often add a separator (a space) before the answer that the
+        model's first answer token already carries, so the decoded text is tried with and without
+        its leading whitespace."""
+        key = (prompt, system, part)
+        if key in self._content_cache:
+            return self._content_cache[key]
+        text = self.decode(part)
+        tried = []
+        for candidate in dict.fromkeys([text, text.lstrip(), text[1:]]):
+            if not candidate:
+                continue
+            got = self.answer_token_ids(prompt, candidate, system)
+            if got == part:
+                self._content_cache[key] = candidate
+                return candidate
+            tried.append((candidate, list(got)))
+        raise TokenBoundaryError(
+            f"model {self.model_id!r}: cannot place the answer tokens {list(part)} in the prompt through the "
+            f"chat template: {', '.join(f'{c!r} tokenises as {g}' for c, g in tried)}. Score with a token-id "
+            "backend (vllm-engine, hf) or re-tokenise the answer with answer_token_ids()",
+            endpoint=self.endpoints[0],
+        )
+
+    # ---- generation -----------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Answer]:
+        """Greedy answers for all requests, concurrently; same order as `requests`."""
+        model = self._ensure_model()
+        coros = [self._generate_one(model, r) for r in requests]
+        return self._t.run(self._t.gather(coros))
+
+    async def _generate_one(self, model: str, req: GenerationRequest) -> Answer:
+        url = await asyncio.to_thread(png_data_url, req.image)
+        body = {
+            "model": model,
+            "messages": self._messages(req.prompt, req.system, url),
+            "max_tokens": req.max_new_tokens,
+            "temperature": 0.0,
+            "top_p": 1.0,
+            "repetition_penalty": 1.0,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+            "return_token_ids": True,
+            "return_tokens_as_token_ids": True,
+        }
+
+        def parse(data: Any, base: str) -> Answer:
+            try:
+                choice = data["choices"][0]
+                ids = [int(t) for t in choice["token_ids"]]
+                content = choice["logprobs"]["content"]
+                text = choice["message"]["content"] or ""
+                finish = choice["finish_reason"]
+                logprobs = [float(c["logprob"]) for c in content]
+                tops = [
+                    {
+                        int(t["token"].split(":", 1)[1]): float(t["logprob"])
+                        for t in c.get("top_logprobs") or []
+                    }
+                    for c in content
+                ]
+                seen = [int(c["token"].split(":", 1)[1]) for c in content]
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+                raise BadResponseError(
+                    f"vLLM server at {base} returned a chat completion without token ids/logprobs "
+                    f"({type(e).__name__}: {e}); is it vLLM >= 0.10 (return_token_ids)?",
+                    endpoint=base,
+                ) from e
+            if seen != ids:
+                raise BadResponseError(
+                    f"vLLM server at {base}: logprob tokens {seen} do not match token_ids {ids}",
+                    endpoint=base,
+                )
+            # vLLM keeps the EOS (or stop token) in token_ids; Answer.token_ids excludes it.
+            if finish == "stop" and ids and choice.get("stop_reason") is None:
+                ids, logprobs, tops = ids[:-1], logprobs[:-1], tops[:-1]
+            return Answer(
+                text=text.strip(),
+                token_ids=tuple(ids),
+                logprobs=tuple(logprobs),
+                finish_reason="stop" if finish == "stop" else "length",
+                request_id=req.request_id,
+                top_logprobs=tuple(tops) if self.top_logprobs else (),
+            )
+
+        return await self._t.request("POST", "/v1/chat/completions", body, parse=parse)
+
+    # ---- scoring --------------------------------------------------------------------------------
+    def score(self, images: RGBBatch, request: ScoreRequest) -> Scores:
+        """Probabilities (B, N) of the request's targets for each image, teacher-forced.
+
+        One chat request per image per prompt variant (answer-token targets share one variant; each
+        distinct counter token adds one), all in flight at once up to `concurrency`.
+        """
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"images must be a (B, H, W, 3) uint8 batch, got {images.dtype} {images.shape}")
+        model = self._ensure_model()
+        variants = plan_variants(request)
+        contents = [self._content_for(request.prompt, request.system, v.part) for v in variants]
+        out = np.full((images.shape[0], request.n_targets), np.nan, np.float64)  # (B, N)
+        if images.shape[0] == 0:
+            return out
+
+        async def one_image(i: int) -> None:
+            url = await asyncio.to_thread(png_data_url, images[i])
+            results = await asyncio.gather(
+                *(
+                    self._score_variant(model, request, url, v, c)
+                    for v, c in zip(variants, contents, strict=True)
+                )
+            )
+            for reads in results:
+                for col, prob in reads:
+                    out[i, col] = prob
+
+        self._t.run(self._t.gather([one_image(i) for i in range(images.shape[0])]))
+        if np.isnan(out).any():  # every column is read by exactly one variant; guard anyway
+            raise BackendError(
+                f"internal error: unscored targets in {np.argwhere(np.isnan(out))[:5].tolist()}"
+            )
+        return out
+
+    async def _score_variant(
+        self, model: str, request: ScoreRequest, url: str, variant: Variant, content: str
+    ) -> list[tuple[int, float]]:
+        body = {
+            "model": model,
+            "messages": self._messages(request.prompt, request.system, url)
+            + [{"role": "assistant", "content": content}],
+            "add_generation_prompt": False,
+            "continue_final_message": True,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "prompt_logprobs": 0,
+            "return_token_ids": True,
+        }
+
+        def parse(data: Any, base: str) -> list[tuple[int, float]]:
+            try:
+                ids = [int(t) for t in data["prompt_token_ids"]]
+                raw = data["prompt_logprobs"]
+                n, a = len(ids), len(variant.part)
+                if not isinstance(raw, list) or len(raw) != n:
+                    raise TypeError(
+                        f"{len(raw) if isinstance(raw, list) else type(raw)} logprob entries for {n} ids"
+                    )
+                # Convert only the answer tail; the image placeholder positions are never read.
+                lps: list[dict[int, float] | None] = [None] * (n - a) + [
+                    None if e is None else {int(k): float(v["logprob"]) for k, v in e.items()}
+                    for e in raw[n - a :]
+                ]
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise BadResponseError(
+                    f"vLLM server at {base} returned no usable prompt_logprobs/prompt_token_ids "
+                    f"({type(e).__name__}: {e}); scoring needs vLLM's prompt_logprobs and return_token_ids",
+                    endpoint=base,
+                ) from e
+            return read_targets(variant, ids, lps, where=f"vLLM server at {base} (model {model!r})")
+
+        return await self._t.request("POST", "/v1/chat/completions", body, parse=parse)
+
+    # ---- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._t.close()
+
+    def __enter__(self) -> VLLMServerBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self._t.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
