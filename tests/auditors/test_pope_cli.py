@@ -241,3 +241,17 @@ def test_fetch_reports_http_errors(file_server, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["pope", "fetch", "--out", str(tmp_path / "out"), "--base-url", url])
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {url}coco_pope_adversarial.json: HTTP 404")
+
+
+def test_auditors_import_without_heavy_libraries() -> None:
+    import subprocess
+    import sys
+
+    modules = (
+        "auditors.annotations auditors.parsing auditors.scoring auditors.mentions auditors.marking "
+        "auditors.fetch auditors.benchmarks.pope auditors.benchmarks.captions eagle_audit.commands.pope"
+    ).split()
+    heavy = ("torch", "transformers", "prefect", "duckdb", "httpx")
+    code = f"import sys, {', '.join(modules)}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
