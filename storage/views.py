@@ -1,0 +1,127 @@
+"""DuckDB views over a store directory, built from the pinned schemas.
+
+Each table view reads `<store>/<table>/*/*/[!.]*.parquet` with hive partitioning (columns `model`
+and `run_date`) and union-by-name (older files lacking newer columns read as NULL). A zero-row
+relation typed from the schema is unioned in, so every view has all its columns even when the
+table has no files yet (`allow_empty`); a view over an empty store returns no rows, not an error.
+
+Compaction writes merged files that list, in `_origin` and `_from`, the files they replace;
+rows of replaced files are filtered out by name, so a compacted file and its sources never
+show twice, and sources can be deleted at any later time.
+
+Views:
+- run_records, run_events, answers, marks, explanations, metrics: the tables as stored
+  (answers adds pope_outcome / repope_outcome: TP, FP, TN, FN, unparsed, or NULL without a label)
+- runs: one row per run with its latest status (`status`, `finished_at`, `error`, `attempts`)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.layout import COMPACTED_GLOB, PART_GLOB
+from storage.schemas import FROM_COLUMN, ORIGIN_COLUMN, SCHEMAS, duckdb_type
+from storage.sql import quote_identifier as qi
+from storage.sql import quote_literal
+
+# Stored table -> view name (runs is the derived view; its stored records are run_records).
+VIEW_NAMES = {
+    "runs": "run_records",
+    "run_events": "run_events",
+    "answers": "answers",
+    "marks": "marks",
+    "explanations": "explanations",
+    "metrics": "metrics",
+}
+
+_HIVE = "hive_partitioning = true, hive_types = {'model': 'VARCHAR', 'run_date': 'DATE'}"
+_READ = f"union_by_name = true, allow_empty = true, {_HIVE}"
+
+
+def _typed_empty(columns: list[tuple[str, str]]) -> str:
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {qi(name)}" for name, t in columns)
+    return f"SELECT {cols} WHERE false"
+
+
+def table_view_sql(root: Path, table: str, view_name: str | None = None) -> str:
+    """CREATE VIEW statement for one stored table (identifiers and the path quoted; no data in the SQL)."""
+    schema = SCHEMAS[table]
+    base = Path(root) / table
+    columns = [(f.name, duckdb_type(f.type)) for f in schema]
+    extra = [("model", "VARCHAR"), ("run_date", "DATE"), ("filename", "VARCHAR")]
+    lineage = [(ORIGIN_COLUMN, "VARCHAR"), (FROM_COLUMN, "VARCHAR")]
+    files = quote_literal(str(base / PART_GLOB))
+    compacted = quote_literal(str(base / COMPACTED_GLOB))
+    select = ", ".join(qi(name) for name, _ in columns + extra[:2])
+    return f"""
+CREATE OR REPLACE VIEW {qi(view_name or VIEW_NAMES[table])} AS
+WITH src AS (
+    {_typed_empty(columns + extra + lineage)}
+    UNION ALL BY NAME
+    SELECT * FROM read_parquet({files}, filename = true, {_READ})
+),
+replaced AS (
+    SELECT {qi(ORIGIN_COLUMN)} AS name FROM (
+        {_typed_empty(lineage)}
+        UNION ALL BY NAME
+        SELECT * FROM read_parquet({compacted}, union_by_name = true, allow_empty = true)
+    ) WHERE {qi(ORIGIN_COLUMN)} IS NOT NULL
+    UNION
+    SELECT {qi(FROM_COLUMN)} FROM (
+        {_typed_empty(lineage)}
+        UNION ALL BY NAME
+        SELECT * FROM read_parquet({compacted}, union_by_name = true, allow_empty = true)
+    ) WHERE {qi(FROM_COLUMN)} IS NOT NULL
+)
+SELECT {select} FROM src
+WHERE parse_filename(src.filename) NOT IN (SELECT name FROM replaced)
+"""
+
+
+_OUTCOME = """CASE
+        WHEN verdict IS NULL OR {label} IS NULL THEN NULL
+        WHEN verdict = 'unparsed' THEN 'unparsed'
+        WHEN verdict = 'yes' AND {label} = 'yes' THEN 'TP'
+        WHEN verdict = 'yes' AND {label} = 'no' THEN 'FP'
+        WHEN verdict = 'no' AND {label} = 'no' THEN 'TN'
+        WHEN verdict = 'no' AND {label} = 'yes' THEN 'FN'
+    END"""
+
+DERIVED_VIEWS = {
+    # Answers with their confusion outcome under each label set.
+    "answers": f"""
+CREATE OR REPLACE VIEW answers AS
+SELECT *,
+    {_OUTCOME.format(label="pope_label")} AS pope_outcome,
+    {_OUTCOME.format(label="repope_label")} AS repope_outcome
+FROM answers_stored
+""",
+    # One row per run: its record plus the latest status event (append-only status history).
+    "runs": """
+CREATE OR REPLACE VIEW runs AS
+WITH ev AS (
+    SELECT run_id,
+        -- the latest event as a whole (arg_max of a bare column would skip NULL errors)
+        arg_max({'status': status, 'error': error}, event_at) AS last,
+        max(event_at) AS last_event_at,
+        count(*) FILTER (WHERE status = 'running') AS attempts
+    FROM run_events GROUP BY run_id
+)
+SELECT r.*,
+    coalesce(ev.last.status, 'running') AS status,
+    CASE WHEN ev.last.status IN ('complete', 'failed') THEN ev.last_event_at END AS finished_at,
+    ev.last.error AS error,
+    coalesce(ev.attempts, 0) AS attempts
+FROM run_records r LEFT JOIN ev USING (run_id)
+""",
+}
+
+
+def create_views(con, root: Path) -> list[str]:  # con: duckdb.DuckDBPyConnection
+    """Create every view on `con` for the store at `root`; returns the analyst-facing view names."""
+    for table in SCHEMAS:
+        # the stored answers feed the derived `answers` view
+        con.execute(table_view_sql(root, table, "answers_stored" if table == "answers" else None))
+    for sql in DERIVED_VIEWS.values():
+        con.execute(sql)
+    return ["runs", "run_records", "run_events", "answers", "marks", "explanations", "metrics"]
