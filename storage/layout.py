@@ -52,7 +52,7 @@ def safe_model_name(model_id: str) -> str:
 
     "/" becomes "--" (as in the Hugging Face cache); any other character outside [A-Za-z0-9._-]
     becomes "_". When that is not reversible (other characters replaced, an original "--", a
-    leading dot, or truncation to 96 characters), 8 hex digits of the name's sha256 are appended
+    leading dot or dash, or truncation to 96 characters), 8 hex digits of the name's sha256 are appended
     so that different models never share a directory.
 
     >>> safe_model_name("Qwen/Qwen2.5-VL-7B-Instruct")
@@ -62,7 +62,7 @@ def safe_model_name(model_id: str) -> str:
         raise ValueError("model id is empty; give the model name or path used for the run")
     name = _SAFE_CHARS.sub("_", model_id.replace("/", "--"))
     lossy = "--" in model_id or name.replace("--", "/") != model_id
-    if name.startswith("."):
+    if name.startswith((".", "-")):  # hidden files; names that read as command-line options
         name, lossy = "_" + name, True
     if len(name) > MAX_MODEL_DIR:
         name, lossy = name[:MAX_MODEL_DIR], True
