@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 
 API_KEY_ENVS = ("EAGLE_AUDIT_API_KEY", "VLLM_API_KEY")
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-# A neutral user prompt for tokenising single tokens the way they appear in answers.
-_TOKEN_PROMPT = "Question?"
+# The user prompt for tokenising single tokens the way they appear in answers (as HFBackend does).
+_TOKEN_PROMPT = ""
 
 
 def png_data_url(image: RGBImage) -> str:
@@ -519,11 +519,11 @@ class VLLMServerBackend:
                     f"vLLM server at {base}: logprob tokens {seen} do not match token_ids {ids}",
                     endpoint=base,
                 )
-            # vLLM keeps the EOS (or stop token) in token_ids; Answer.token_ids excludes it.
-            if finish == "stop" and ids and choice.get("stop_reason") is None:
+            # vLLM keeps the EOS (stop_reason None) or stop token id in token_ids; Answer excludes it.
+            if finish == "stop" and ids and not isinstance(choice.get("stop_reason"), str):
                 ids, logprobs, tops = ids[:-1], logprobs[:-1], tops[:-1]
             return Answer(
-                text=text.strip(),
+                text=text,
                 token_ids=tuple(ids),
                 logprobs=tuple(logprobs),
                 finish_reason="stop" if finish == "stop" else "length",

@@ -98,7 +98,7 @@ def test_generate_strips_eos_and_keeps_order(fake):
     reqs = [GenerationRequest(image=im, prompt=Q, request_id=str(i)) for i, im in enumerate(imgs)]
     with backend(fake.url) as b:
         answers = b.generate(reqs)
-    assert [a.text for a in answers] == ["Yes", "No"]
+    assert [a.text for a in answers] == [" Yes", " No"]
     assert [a.request_id for a in answers] == ["0", "1"]
     assert answers[0].token_ids == YES and EOS_ID not in answers[1].token_ids
     assert answers[0].finish_reason == "stop"

@@ -1,0 +1,220 @@
+"""Backend over an in-process vLLM engine (`vllm.LLM`), for one box that owns its GPU.
+
+Optional: install with `pip install 'eagle-audit[vllm]'` (GPU) or run inside the environment
+`eagle-audit serve setup` creates (CPU). vLLM is imported when the backend is built, never by
+`import eagle`.
+
+Prompts are token ids (the chat template's generation prompt with one unexpanded image placeholder,
+then the answer tokens), so the answer tokens reach the model exactly as generated -- no text
+round trip at the prompt/answer boundary. Scoring reads `prompt_logprobs` (see
+`eagle.backends.teacher_forcing`); all masked images of a call go to the engine in one
+`generate()` call, which batches them itself. Generation and scoring use separate `generate()`
+calls (vLLM's V1 runner corrupts logprobs in batches that mix request kinds).
+
+On CPU, vLLM forces the `spawn` start method: scripts that build this backend need an
+`if __name__ == "__main__":` guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eagle.backends.teacher_forcing import plan_variants, read_targets
+from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
+
+log = logging.getLogger(__name__)
+
+
+class VLLMEngineBackend:
+    """`eagle.types.Backend` over `vllm.LLM`.
+
+    Args:
+        model: model directory or hub id; None: the shipped probe checkpoint.
+        dtype: engine dtype. Default "float32" (faithful to transformers on the probe model).
+        max_model_len: context length; keep it small on CPU. Default 1024.
+        enforce_eager: skip graph compilation (faster start-up, slower steps). Default True.
+        mm_processor_kwargs: image processor overrides, e.g. fixed min/max pixels for Qwen-VL so every
+            masked image gives the same number of image tokens.
+        top_logprobs: alternatives per generated token in `Answer.top_logprobs`. Default 0.
+        **llm_kwargs: passed to `vllm.LLM` unchanged (e.g. `max_num_seqs`, `gpu_memory_utilization`).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        dtype: str = "float32",
+        max_model_len: int = 1024,
+        enforce_eager: bool = True,
+        mm_processor_kwargs: dict | None = None,
+        top_logprobs: int = 0,
+        model_id: str | None = None,
+        **llm_kwargs: Any,
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as e:
+            raise ImportError(
+                "the vllm-engine backend needs vLLM in this Python environment: `pip install "
+                "'eagle-audit[vllm]'` on a GPU host, or on CPU run inside the environment that "
+                "`eagle-audit serve setup` creates (or use --backend vllm-server)"
+            ) from e
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        if model in (None, "probe"):
+            from probe.model import CHECKPOINT_DIR
+
+            model = CHECKPOINT_DIR
+        if isinstance(model, Path) and not (model / "config.json").exists():
+            raise FileNotFoundError(f"no model at {model} (config.json missing): pass a model directory")
+        self.model_id = model_id or str(model)
+        self.top_logprobs = top_logprobs
+        self.engine_version = vllm.__version__
+        kwargs: dict[str, Any] = dict(
+            model=str(model),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            enforce_eager=enforce_eager,
+            limit_mm_per_prompt={"image": 1, "video": 0},
+            generation_config="vllm",  # explicit sampling params only
+            seed=0,
+        )
+        if mm_processor_kwargs:
+            kwargs["mm_processor_kwargs"] = mm_processor_kwargs
+        kwargs.update(llm_kwargs)
+        self.llm = vllm.LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self._head_cache: dict[tuple[str, str | None], list[int]] = {}
+
+    def info(self) -> dict[str, Any]:
+        return {"engine": "vllm-engine", "engine_version": self.engine_version, "model": self.model_id}
+
+    # ---- prompts and tokens --------------------------------------------------------------
+    @staticmethod
+    def _messages(prompt: str, system: str | None, answer: str | None = None) -> list[dict]:
+        msgs: list[dict] = (
+            [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+        )
+        msgs.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]})
+        if answer is not None:
+            msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return msgs
+
+    def _render(self, messages: list[dict], *, continue_final: bool) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            messages,
+            add_generation_prompt=not continue_final,
+            continue_final_message=continue_final,
+            tokenize=False,
+        )
+        # The template writes any BOS itself (as vLLM's chat endpoint assumes).
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def head_ids(self, prompt: str, system: str | None = None) -> list[int]:
+        """Token ids of the chat prompt up to the generation prompt, one unexpanded image placeholder."""
+        key = (prompt, system)
+        if key not in self._head_cache:
+            self._head_cache[key] = self._render(self._messages(prompt, system), continue_final=False)
+        return self._head_cache[key]
+
+    def answer_token_ids(self, prompt: str, answer: str, system: str | None = None) -> tuple[int, ...]:
+        head = self.head_ids(prompt, system)
+        full = self._render(self._messages(prompt, system, answer), continue_final=True)
+        if full[: len(head)] != head:
+            raise ValueError(
+                f"the chat template merges the answer {answer!r} into the prompt's last tokens; pass the "
+                "answer's token ids from generate() instead"
+            )
+        return tuple(full[len(head) :])
+
+    def token_id(self, token: str) -> int:
+        ids = self.answer_token_ids("", token)
+        if len(ids) != 1:
+            raise ValueError(
+                f"{token!r} is {len(ids)} tokens {list(ids)} for model {self.model_id!r}, not one"
+            )
+        return ids[0]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    @staticmethod
+    def _pil(image: np.ndarray) -> Any:
+        from PIL import Image
+
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
+        return Image.fromarray(image, "RGB")
+
+    # ---- scoring -------------------------------------------------------------------------
+    def score(self, images: RGBBatch, request: ScoreRequest) -> Scores:
+        """Probabilities (B, N) of the request's targets for each image, in one engine call."""
+        from vllm import SamplingParams
+
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"images must be a (B, H, W, 3) uint8 batch, got {images.dtype} {images.shape}")
+        head = self.head_ids(request.prompt, request.system)
+        variants = plan_variants(request)
+        prompts = [
+            {"prompt_token_ids": head + list(v.part), "multi_modal_data": {"image": self._pil(im)}}
+            for im in images
+            for v in variants
+        ]
+        # prompt_logprobs must be given to the constructor (it sets the prefix-cache policy).
+        sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        outs = self.llm.generate(prompts, sp, use_tqdm=False) if prompts else []
+        out = np.full((images.shape[0], request.n_targets), np.nan, np.float64)  # (B, N)
+        for j, o in enumerate(outs):
+            i, v = divmod(j, len(variants))
+            lps = [None if e is None else {k: lp.logprob for k, lp in e.items()} for e in o.prompt_logprobs]
+            for col, p in read_targets(
+                variants[v], o.prompt_token_ids, lps, where=f"vLLM engine ({self.model_id})"
+            ):
+                out[i, col] = p
+        return out
+
+    # ---- generation ----------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Answer]:
+        """Greedy answers with per-token logprobs, all requests in one engine call."""
+        from vllm import SamplingParams
+
+        prompts = [
+            {
+                "prompt_token_ids": self.head_ids(r.prompt, r.system),
+                "multi_modal_data": {"image": self._pil(r.image)},
+            }
+            for r in requests
+        ]
+        params = [
+            SamplingParams(max_tokens=r.max_new_tokens, temperature=0.0, logprobs=self.top_logprobs, seed=0)
+            for r in requests
+        ]
+        outs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        eos = self.tokenizer.eos_token_id
+        answers = []
+        for r, o in zip(requests, outs, strict=True):
+            c = o.outputs[0]
+            ids = list(c.token_ids)
+            entries = list(c.logprobs or [])
+            if c.finish_reason == "stop" and ids and (ids[-1] == eos or c.stop_reason is not None):
+                ids, entries = ids[:-1], entries[:-1]  # Answer.token_ids excludes the EOS / stop token
+            lps = tuple(float(e[t].logprob) for t, e in zip(ids, entries, strict=True))
+            tops = (
+                tuple({k: float(v.logprob) for k, v in e.items()} for e in entries)
+                if self.top_logprobs
+                else ()
+            )
+            answers.append(
+                Answer(text=self.decode(ids), token_ids=tuple(ids), logprobs=lps,
+                       finish_reason="stop" if c.finish_reason == "stop" else "length",
+                       request_id=r.request_id, top_logprobs=tops)
+            )  # fmt: skip
+        return answers
