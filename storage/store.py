@@ -25,11 +25,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +61,7 @@ from storage.writer import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # View that holds a stored table's rows (answers has a derived view on top of its stored rows).
 _STORED_VIEW = {"runs": "run_records", "answers": "answers_stored"}
@@ -248,7 +249,7 @@ class Store:
             raise ValueError(f"pass one statement at a time (got {len(statements)})")
         con = self.connect(read_only=True)
         try:
-            return con.sql(statements[0], params=params).to_arrow_table()
+            return _retry_vanished(lambda: con.sql(statements[0], params=params).to_arrow_table())
         finally:
             con.close()
 
@@ -328,12 +329,14 @@ class Store:
 
     def _stored_record(self, run_id: str) -> dict[str, Any] | None:
         cur = self._cursor()
-        try:
+
+        def fetch() -> dict[str, Any] | None:
             result = cur.execute("SELECT * FROM runs WHERE run_id = ? ORDER BY started_at LIMIT 1", [run_id])
             row = result.fetchone()
-            if row is None:
-                return None
-            return dict(zip([d[0] for d in result.description], row, strict=True))
+            return None if row is None else dict(zip([d[0] for d in result.description], row, strict=True))
+
+        try:
+            return _retry_vanished(fetch)
         finally:
             cur.close()
 
@@ -451,10 +454,12 @@ class Store:
             view = quote_identifier(_STORED_VIEW.get(table, table))
             cur = self._cursor()
             try:
-                rows = cur.execute(
-                    f"SELECT DISTINCT {cols} FROM {view} WHERE run_id = ? AND model = ? AND run_date = ?",
-                    [run_id, run.partition.model, run.partition.run_date],
-                ).fetchall()
+                rows = _retry_vanished(
+                    lambda: cur.execute(
+                        f"SELECT DISTINCT {cols} FROM {view} WHERE run_id = ? AND model = ? AND run_date = ?",
+                        [run_id, run.partition.model, run.partition.run_date],
+                    ).fetchall()
+                )
             finally:
                 cur.close()
             self._done[key] = {tuple(r) for r in rows}
@@ -507,9 +512,8 @@ class Store:
         try:
             cur = self._cursor()
             try:
-                complete = {
-                    r for (r,) in cur.execute("SELECT run_id FROM runs WHERE status = 'complete'").fetchall()
-                }
+                sql = "SELECT run_id FROM runs WHERE status = 'complete'"
+                complete = {r for (r,) in _retry_vanished(lambda: cur.execute(sql).fetchall())}
             finally:
                 cur.close()
             written = merged = rows = deleted = 0
@@ -568,14 +572,16 @@ class Store:
                                 files += 1
                                 size += f.stat().st_size
                 view = quote_identifier(_STORED_VIEW.get(table, table))
-                (n,) = con.execute(f"SELECT count(*) FROM {view}").fetchone()
+                (n,) = _retry_vanished(lambda v=view: con.execute(f"SELECT count(*) FROM {v}").fetchone())
                 tables.append(
                     TableInfo(table=table, files=files, rows=n, bytes=size, replaced_files=replaced)
                 )
-            result = con.execute(
-                "SELECT r.run_id, r.model_id, r.started_at, r.status, count(a.sample_id) AS answers "
-                "FROM runs r LEFT JOIN answers_stored a USING (run_id) "
-                "GROUP BY ALL ORDER BY r.started_at, r.run_id"
+            result = _retry_vanished(
+                lambda: con.execute(
+                    "SELECT r.run_id, r.model_id, r.started_at, r.status, count(a.sample_id) AS answers "
+                    "FROM runs r LEFT JOIN answers_stored a USING (run_id) "
+                    "GROUP BY ALL ORDER BY r.started_at, r.run_id"
+                )
             )
             names = [d[0] for d in result.description]
             runs = tuple(dict(zip(names, row, strict=True)) for row in result.fetchall())
@@ -592,6 +598,21 @@ class Store:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+
+
+def _retry_vanished(fn: Callable[[], T]) -> T:
+    """Run a query again when a file it globbed was deleted before DuckDB opened it (compaction
+    removing replaced files); the next glob no longer lists it. Three attempts."""
+    import duckdb
+
+    for attempt in range(3):
+        try:
+            return fn()
+        except duckdb.IOException as exc:
+            if "No such file" not in str(exc) or attempt == 2:
+                raise
+            log.debug("a file vanished during a query, retrying: %s", exc)
+    raise AssertionError("unreachable")
 
 
 def _key_tuples(data: pa.Table, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:

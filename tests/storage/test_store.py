@@ -223,3 +223,25 @@ def test_record_needs_an_aware_time_and_a_safe_run_id():
 def test_build_is_deterministic_in_rows(tmp_path):
     runs = build(tmp_path / "x")
     assert runs == {"a1": "a1", "a2": "a2", "a3": "a3", "b1": "b1"}
+
+
+def test_queries_retry_when_compaction_deletes_a_globbed_file():
+    import duckdb
+
+    from storage.store import _retry_vanished
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise duckdb.IOException('IO Error: Cannot open file "x.parquet": No such file or directory')
+        return 42
+
+    assert _retry_vanished(flaky) == 42 and len(calls) == 2
+
+    def broken():
+        raise duckdb.IOException("IO Error: permission denied")
+
+    with pytest.raises(duckdb.IOException, match="permission denied"):
+        _retry_vanished(broken)
