@@ -85,7 +85,7 @@ def test_every_table_round_trips_in_memory(table, data):
     assert got.to_pylist() == arrow.to_pylist()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(answer_text=text, question=text)
 def test_arbitrary_answer_text_survives_the_store(tmp_path_factory, answer_text, question):
     store = Store(tmp_path_factory.mktemp("s"))

@@ -68,6 +68,11 @@ def test_read_only_connection_cannot_touch_files_even_without_the_statement_chec
         con.execute("SET enable_external_access = true")
     with pytest.raises(duckdb.PermissionException):
         con.execute("SELECT * FROM read_csv('/etc/passwd')")
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a,b\n1,2\n")
+    sneaky = f"{synthetic_store}/../../{tmp_path.name}/secret.csv"  # through the store, then out
+    with pytest.raises(duckdb.PermissionException):
+        con.execute(f"SELECT * FROM read_csv({quote_literal(sneaky)})")
     assert not outside.exists() and not (tmp_path / "x.db").exists()
     assert con.execute("SELECT count(*) FROM answers").fetchone() == (12,)  # views still read the store
 
