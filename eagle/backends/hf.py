@@ -179,8 +179,15 @@ class HFBackend:
                 inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(tail)], dim=1)
             inputs["input_ids"] = ids
             keep = len(prefix) + 1  # logits at the last prompt token and at each prefix token
-            with torch.inference_mode():
-                logits = self.model(**inputs, use_cache=False, logits_to_keep=keep).logits  # (b, keep, V)
+            try:
+                with torch.inference_mode():
+                    logits = self.model(**inputs, use_cache=False, logits_to_keep=keep).logits  # (b, keep, V)
+            except torch.OutOfMemoryError:
+                if len(chunk) == 1:
+                    raise
+                step = max(1, len(chunk) // 2)  # the estimate was too generous: halve and retry
+                log.warning("out of memory scoring %d images; retrying with batches of %d", len(chunk), step)
+                continue
             logp = torch.log_softmax(logits.float(), dim=-1)
             picked = logp[:, positions, targets]  # (b, N): position t reads logits index t
             out[start : start + len(chunk)] = picked.exp().double().cpu().numpy()
@@ -226,9 +233,14 @@ class HFBackend:
                         ids.append(tok)
                         lps.append(float(logp[i, t, tok]))
                     answers.append(
-                        Answer(text=self.decode(ids), token_ids=tuple(ids), logprobs=tuple(lps),
-                               finish_reason=reason, request_id=r.request_id)
-                    )  # fmt: skip
+                        Answer(
+                            text=self.decode(ids),
+                            token_ids=tuple(ids),
+                            logprobs=tuple(lps),
+                            finish_reason=reason,
+                            request_id=r.request_id,
+                        )
+                    )
         finally:
             self.tokenizer.padding_side = old_side
         return answers
