@@ -164,20 +164,25 @@ def _card_payload(card: CardRow, index: int, image_key: str | None, heat_uri: st
 
 
 def _correction(card: CardRow) -> dict[str, Any] | None:
-    """The correction curve as (area removed, p(correct answer)) points. The stored curve has n+1
-    values (j lowest-ranked regions removed, j = 0..n); without one, a counter-token explanation's
-    insertion curve gives the same quantity (top-k regions visible = n−k lowest removed)."""
+    """The correction scan as points over the share of the image removed.
+
+    `scan`: the stored `correction_curve`, one value per regenerated answer from k = n regions kept
+    downwards (index j = j lowest-ranked regions removed): 1 when that answer was right, else 0 (the
+    scan stops at the first right one). `p`: the probability of the correct answer over the same
+    axis, from a counter-token explanation's insertion curve (top-k visible = n−k lowest removed).
+    """
     areas = card.areas or []
     n = len(areas) - 1
     if n < 1:
         return None
-    curve = card.correction_curve
-    if curve is None or len(curve) != n + 1:
-        if not card.explains_counter or not card.insertion_curve or len(card.insertion_curve) != n + 1:
-            return None
-        curve = [card.insertion_curve[n - j] for j in range(n + 1)]
     removed = [1.0 - areas[n - j] for j in range(n + 1)]
-    return {"x": _r(removed), "y": _r(curve)}
+    out: dict[str, Any] = {"x": _r(removed), "p": None, "scan": None}
+    if card.explains_counter and card.insertion_curve and len(card.insertion_curve) == n + 1:
+        out["p"] = _r([card.insertion_curve[n - j] for j in range(n + 1)])
+    if card.correction_curve:
+        scan = list(card.correction_curve)[: n + 1]
+        out["scan"] = {"x": out["x"][: len(scan)], "y": _r(scan)}
+    return out if out["p"] or out["scan"] else None
 
 
 def _render_cards(
@@ -234,11 +239,21 @@ def _environment():
     return env
 
 
-def _image_root(run: RunInfo, override: str | Path | None) -> Path | None:
+def _image_root(run: RunInfo, store_root: Path, override: str | Path | None) -> Path | None:
+    """Where the run's images are: `override`, else the run config's `image_root`, else its `images`
+    (the audit's --images), else the probe world the audit generated under the store (its layout
+    <store>/datasets/probe-seed{seed}-n{probe_images}/images). The first existing directory wins."""
     if override is not None:
         return Path(override)
-    root = run.config.get("image_root")
-    return Path(root) if isinstance(root, str) and root else None
+    config = run.config
+    candidates = [config.get("image_root"), config.get("images")]
+    if config.get("dataset") == "probe" and "seed" in config and "probe_images" in config:
+        world = f"probe-seed{config['seed']}-n{config['probe_images']}"
+        candidates.append(store_root / "datasets" / world / "images")
+    for candidate in candidates:
+        if isinstance(candidate, str | Path) and str(candidate) and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
 
 
 def build_report(
@@ -305,7 +320,7 @@ def build_report(
         else None
         for key in ("chair_i", "chair_s")
     }
-    root = _image_root(run, image_root)
+    root = _image_root(run, store.root, image_root)
     payloads, pictures, missing_maps = _render_cards(card_rows, store, root, progress)
     by_run = {p.run_id: p for p in trend}
     now_point = by_run.get(run.run_id)

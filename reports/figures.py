@@ -99,12 +99,14 @@ def trend_svg(
                 f'points="{" ".join(seg)}"/>'
             )
     step = max(1, len(points) // 8)
+    same_days = (max(p.when for p in points) - min(p.when for p in points)) < dt.timedelta(days=2)
+    stamp = "%m-%d %H:%M" if same_days else "%m-%d"  # several runs a day need the time to tell apart
     for i, p in enumerate(points):
         x = x_of(i)
         if i % step == 0 or p.key == highlight:
             parts.append(
                 f'<text class="tick" x="{_fmt(x)}" y="{height - 12}" text-anchor="middle">'
-                f"{escape(p.when.strftime('%m-%d'))}</text>"
+                f"{escape(p.when.strftime(stamp))}</text>"
             )
         if p.value is None:
             continue

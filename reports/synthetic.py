@@ -158,14 +158,17 @@ class _ExplanationMaker:
 
 
 def _correction(expl) -> tuple[float, bool, list[float]]:
-    """Correction area, whether corrected, and the correction curve p(correct | j lowest removed)."""
+    """Correction area, whether corrected, and the scan as the audit stores it: for k = n, n−1, ...
+    regions kept, 1.0 if the regenerated answer was right (p(counter) > 0.5), else 0.0, up to the
+    first right one."""
     ins = expl.insertion_mean  # p(counter | top-k visible), k = 0..n
     n = len(ins) - 1
-    curve = [float(ins[n - j]) for j in range(n + 1)]  # j regions removed from the end of the order
+    scan: list[float] = []
     for k in range(n, 0, -1):
+        scan.append(float(ins[k] > 0.5))
         if ins[k] > 0.5:
-            return (0.0 if k == n else float(max(0.0, 1.0 - expl.areas[k]))), True, curve
-    return 1.0, False, curve
+            return (0.0 if k == n else float(max(0.0, 1.0 - expl.areas[k]))), True, scan
+    return 1.0, False, scan
 
 
 def _metric_rows(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -259,3 +259,7 @@ def test_card_curves_are_finite_probabilities(report_path):
             assert all(v is not None and 0 <= v <= 1 and math.isfinite(v) for v in c[name])
         if c["correction"]:
             assert c["correction"]["x"][0] == 0 and c["correction"]["x"][-1] == pytest.approx(1)
+            scan = c["correction"]["scan"]
+            if c["corrected"]:  # the scan stops at the first right answer, which is at the correction area
+                assert scan["y"] == [0.0] * (len(scan["y"]) - 1) + [1.0]
+                assert scan["x"][-1] == pytest.approx(c["correctionArea"], abs=1e-4)

@@ -48,7 +48,7 @@
   var W = 200, H = 132, L = 28, R = 6, T = 16, B = 24;
   function px(x) { return (L + x * (W - L - R)).toFixed(1); }
   function py(y) { return (T + (1 - y) * (H - T - B)).toFixed(1); }
-  function chart(title, label, series, point, xLabel) {
+  function chart(title, label, series, point, xLabel, marks) {
     var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": label });
     svg.appendChild(sv("title", {}, label));
     svg.appendChild(sv("text", { x: L, y: 10 }, title));
@@ -68,6 +68,16 @@
       if (s.dash) line.setAttribute("stroke-dasharray", "4 2");
       svg.appendChild(line);
     });
+    if (marks) {  // regenerated answers: right (1) or wrong (0), as small squares
+      for (var j = 0; j < marks.x.length; j++) {
+        if (marks.y[j] === null) continue;
+        var sq = sv("rect", { x: Number(px(marks.x[j])) - 2, y: Number(py(marks.y[j])) - 2, width: 4, height: 4,
+          fill: marks.y[j] >= 0.5 ? "#2b8a3e" : "#cf222e" });
+        sq.appendChild(sv("title", {}, "answer " + (marks.y[j] >= 0.5 ? "right" : "wrong") + " with " +
+          pct(marks.x[j]) + " removed"));
+        svg.appendChild(sq);
+      }
+    }
     if (point) {
       var c = sv("circle", { cx: px(point.x), cy: py(point.y), r: 4, fill: "#2b8a3e", stroke: "#fff", "stroke-width": 1.5 });
       c.appendChild(sv("title", {}, point.label));
@@ -155,18 +165,20 @@
       [{ x: c.areas, y: c.insertion, color: "#1f6db3" }, { x: c.areas, y: c.deletion, color: "#e66101", dash: true }],
       null, "image share"));
     if (c.correction) {
-      var point = null, text;
+      var point = null, text, series = [], marks = null;
+      if (c.correction.p) series.push({ x: c.correction.x, y: c.correction.p, color: "#2b8a3e" });
+      if (c.correction.scan) marks = c.correction.scan;
       if (c.corrected && c.correctionArea !== null) {
-        var y = interp(c.correction.x, c.correction.y, c.correctionArea);
+        var y = c.correction.p ? interp(c.correction.x, c.correction.p, c.correctionArea) : 1;
         point = { x: c.correctionArea, y: y, text: pct(c.correctionArea),
           label: "answer corrected after removing " + pct(c.correctionArea) + " of the image" };
         text = "corrected at " + pct(c.correctionArea) + " removed";
       } else {
         text = "not corrected";
       }
-      curves.appendChild(chart("p(correct answer)", "Correction curve: probability of the correct answer as the " +
-        "lowest-ranked regions are removed; " + text, [{ x: c.correction.x, y: c.correction.y, color: "#2b8a3e" }],
-        point, "share removed"));
+      curves.appendChild(chart("p(correct answer)", "Correction scan: probability of the correct answer as the " +
+        "lowest-ranked regions are removed, and whether each regenerated answer was right; " + text,
+        series, point, "share removed", marks));
     } else {
       var none = h("div", "empty small", "no correction scan");
       curves.appendChild(none);
