@@ -565,12 +565,16 @@ class Store:
                 for part_dir in self._partition_dirs(table, None):
                     gone = _replaced_names(part_dir)
                     for f in part_dir.iterdir():
-                        if is_data_file(f.name):
-                            if f.name in gone:
-                                replaced += 1
-                            else:
-                                files += 1
-                                size += f.stat().st_size
+                        if not is_data_file(f.name):
+                            continue
+                        if f.name in gone:
+                            replaced += 1
+                            continue
+                        try:
+                            size += f.stat().st_size
+                        except FileNotFoundError:  # deleted by a compaction meanwhile
+                            continue
+                        files += 1
                 view = quote_identifier(_STORED_VIEW.get(table, table))
                 (n,) = _retry_vanished(lambda v=view: con.execute(f"SELECT count(*) FROM {v}").fetchone())
                 tables.append(
