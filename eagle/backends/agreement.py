@@ -150,3 +150,55 @@ def throughput(
         scores = np.asarray(scorer.score(images, request))
         best = min(best, time.perf_counter() - t0)
     return images.shape[0] / best, scores
+
+
+def bench_cases(
+    reference: Backend, n_images: int = 128, n_scenes: int = 4, seed: int = WORKLOAD_SEED
+) -> list[ScoringCase]:  # noqa: E501
+    """EAGLE's common request: masked variants of held-out scenes, each scored for the answer token
+    of a yes/no question (one target, one prompt per image on a server)."""
+    from probe.classes import question_text
+    from probe.world import make_scene
+
+    rng = np.random.default_rng(seed + 2)
+    yes = reference.token_id("Yes")
+    per = [n_images // n_scenes + (i < n_images % n_scenes) for i in range(n_scenes)]
+    cases = []
+    for i, k in enumerate(per):
+        scene = make_scene(seed + 2, i, split="heldout")
+        request = ScoreRequest(prompt=question_text(scene.objects[0].name), answer_ids=(yes,),
+                               target_positions=(0,), target_ids=(yes,))  # fmt: skip
+        cases.append(ScoringCase(images=random_masks(scene.image, k, rng), request=request))
+    return cases
+
+
+def bench_backends(
+    concurrent: Scorer, sequential: Scorer, inprocess: Scorer, cases: Sequence[ScoringCase], repeats: int = 2
+) -> dict[str, float]:
+    """Masked images per second for a server with bounded concurrency, the same server one request at
+    a time, and in-process scoring (best of `repeats`, after one warm-up case), plus how well the
+    server's probabilities agree with in-process ones."""
+
+    def rate(scorer: Scorer) -> tuple[float, list[np.ndarray]]:
+        scorer.score(cases[0].images[:2], cases[0].request)  # warm-up: connections, caches
+        best, scores = float("inf"), []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            scores = score_cases(scorer, cases)
+            best = min(best, time.perf_counter() - t0)
+        return sum(c.images.shape[0] for c in cases) / best, scores
+
+    conc_rate, conc_scores = rate(concurrent)
+    seq_rate, _ = rate(sequential)
+    hf_rate, hf_scores = rate(inprocess)
+    agree = agreement(conc_scores, hf_scores)
+    return {
+        "server_concurrent_per_s": conc_rate,
+        "server_sequential_per_s": seq_rate,
+        "inprocess_per_s": hf_rate,
+        "concurrency_speedup": conc_rate / seq_rate,
+        "prob_agreement": agree.prob_agreement,
+        "max_abs_diff": agree.max_abs_diff,
+        "n_images": agree.n_images,
+        "tol": agree.tol,
+    }

@@ -295,6 +295,7 @@ class VLLMServerBackend:
         max_retries: extra attempts after a transient failure. Default: 4.
         backoff_s: first retry delay in seconds, doubled per retry up to `max_backoff_s`.
         top_logprobs: alternatives returned per generated token in `Answer.top_logprobs`. Default 0.
+        batch_size: ignored (the server forms batches from concurrent requests; see `concurrency`).
     """
 
     def __init__(
@@ -310,7 +311,11 @@ class VLLMServerBackend:
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         top_logprobs: int = 0,
+        batch_size: int | None = None,
     ) -> None:
+        # batch_size: accepted for parity with HFBackend's constructor; the server batches the
+        # concurrent requests itself, so the knob here is `concurrency`.
+        del batch_size
         if api_key is None:
             api_key = next((os.environ[k] for k in API_KEY_ENVS if os.environ.get(k)), None)
         self.endpoints = parse_endpoints(endpoint)

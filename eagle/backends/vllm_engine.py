@@ -42,6 +42,7 @@ class VLLMEngineBackend:
         mm_processor_kwargs: image processor overrides, e.g. fixed min/max pixels for Qwen-VL so every
             masked image gives the same number of image tokens.
         top_logprobs: alternatives per generated token in `Answer.top_logprobs`. Default 0.
+        batch_size: ignored (the engine batches every call's prompts itself).
         **llm_kwargs: passed to `vllm.LLM` unchanged (e.g. `max_num_seqs`, `gpu_memory_utilization`).
     """
 
@@ -55,8 +56,10 @@ class VLLMEngineBackend:
         mm_processor_kwargs: dict | None = None,
         top_logprobs: int = 0,
         model_id: str | None = None,
+        batch_size: int | None = None,
         **llm_kwargs: Any,
     ) -> None:
+        del batch_size  # the engine schedules batches itself (max_num_seqs / max_num_batched_tokens)
         try:
             import vllm
         except ImportError as e:

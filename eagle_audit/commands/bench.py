@@ -91,3 +91,8 @@ def search(
             f"efficient {result['efficient_forwards']:.0f} ({result['forward_ratio']:.1%}, "
             f"AUC {result['efficient_insertion_auc']:.4f})"
         )
+
+
+from eagle_audit.commands.bench_backends import backends as _backends  # noqa: E402 (module owned by backends)
+
+bench.add_command(_backends)

@@ -12,13 +12,10 @@ def _build(
     model: str | None, backend: str = "hf", endpoint: str | None = None, batch_size: int | None = None
 ):
     """The one place the explain command builds its model backend."""
-    from eagle.backends import build_backend
+    from eagle_audit.commands.backend_options import backend_from_options
 
     kw = {"batch_size": batch_size} if batch_size is not None else {}
-    try:
-        return build_backend(backend, model, endpoint, **kw)
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    return backend_from_options(backend, model, endpoint, **kw)
 
 
 @click.command()
@@ -45,7 +42,15 @@ def _build(
     "--regions", type=click.IntRange(min=1), default=64, show_default=True, help="SLICO division number."
 )
 @click.option(
-    "--model", default=None, help="Local Hugging Face model directory (default: the shipped probe)."
+    "--model",
+    default=None,
+    help="Model directory (hf, vllm-engine) or served model name (vllm-server). Default: the shipped probe.",
+)
+@click.option(
+    "--backend", type=click.Choice(["hf", "vllm-server", "vllm-engine"]), default="hf", show_default=True
+)
+@click.option(
+    "--endpoint", default=None, help="vLLM server URL(s), comma-separated replicas (--backend vllm-server)."
 )
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Images per forward (default: auto)."
@@ -67,6 +72,8 @@ def explain(
     search: str,
     regions: int,
     model: str | None,
+    backend: str,
+    endpoint: str | None,
     batch_size: int | None,
     max_new_tokens: int,
     lambda1: float,
@@ -80,7 +87,7 @@ def explain(
         raise click.UsageError("give exactly one of --answer TEXT or --generate")
     from eagle.run import explain_file
 
-    backend = _build(model, batch_size=batch_size)
+    backend = _build(model, backend, endpoint, batch_size=batch_size)
     try:
         result = explain_file(
             backend,

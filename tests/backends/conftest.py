@@ -28,6 +28,12 @@ def require_vllm_env() -> Path:
 
 
 @pytest.fixture(scope="session")
+def vllm_env() -> Path:
+    """The vLLM environment's Python; skips outside CI and fails in CI when it is missing."""
+    return require_vllm_env()
+
+
+@pytest.fixture(scope="session")
 def probe_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped probe checkpoint, or (before it exists) an untrained one with the same layout."""
     from probe.model import CHECKPOINT_DIR
@@ -41,9 +47,9 @@ def probe_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(probe_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+def vllm_server(vllm_env: Path, probe_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     """One real vLLM OpenAI-compatible server (float32, eager) serving the probe model as "probe"."""
-    python = require_vllm_env()
+    python = vllm_env
     log_path = tmp_path_factory.mktemp("vllm") / "server.log"
     server = ManagedServer(
         model=probe_checkpoint,

