@@ -125,7 +125,12 @@ class _Transport:
         """Run a coroutine on the private loop and wait for it (bounded by the retry policy)."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("VLLMServerBackend called from its own event loop thread")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C or an error: stop the requests still in flight
+            raise
 
     async def _setup(self) -> None:
         if self._client is None:

@@ -260,3 +260,14 @@ def test_replica_killed_mid_run_fails_over_to_the_other():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_score_from_several_threads_shares_one_bound():
+    from concurrent.futures import ThreadPoolExecutor
+
+    imgs = images(12, seed=3)
+    with FakeVLLM(delay_s=0.01) as srv, backend(srv.url, concurrency=3) as b:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda i: b.score(imgs[i : i + 3], REQUEST), range(0, 12, 3)))
+    np.testing.assert_allclose(np.concatenate(results), expected(imgs, REQUEST), rtol=1e-12)
+    assert srv.max_in_flight <= 3
