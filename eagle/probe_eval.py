@@ -7,8 +7,10 @@ Samples (heldout split, seed `seed`):
 * planted hallucinations: scenes that hold a planted A (moon, arrow) but not its partner B; when
   the model answers "Yes" to "Is there a B ...?", the counter token "No" is explained. The
   hallucination-driving region is the 1 − map maximum (the last region of the order); a cause hit
-  is that region lying mostly (more than half its pixels) on A's visible mask. The correction scan
-  regenerates the answer with low-ranked regions removed (AMCR, CSR@10%).
+  is that region lying mostly (more than half its pixels) on A's visible mask; `cause_hit_rate_box`
+  asks the same of A's box, and `cause_touch_rate` (a looser diagnostic) only that the region
+  touches A's mask (within 2 px). The correction scan regenerates the answer with low-ranked
+  regions removed (AMCR, CSR@10%).
 
 The probe package is imported inside functions only: eagle never needs it at import time.
 """
@@ -59,6 +61,19 @@ def _methods(backend, cfg: EvalConfig, sample_seed: int) -> dict[str, Callable]:
             backend, im, lab, req, n_masks=cfg.rise_masks, seed=sample_seed, batch_size=bs
         ),
     }
+
+
+def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    """Grow a boolean mask by `steps` pixels (4-neighbourhood)."""
+    out = mask.copy()
+    for _ in range(steps):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
 
 
 def _answer(backend, image: np.ndarray, question: str):
@@ -143,6 +158,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
         labels = segmenter.segment(scene.image)
         a_mask = scene.mask(a)
         a_box = next(o.box for o in scene.objects if o.name == a)
+        near_a = _dilate(a_mask, 2)
 
         def regenerate(images, question=question):
             return backend.answer_images(images, question, max_new_tokens=3)
@@ -155,6 +171,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
                 {
                     "cause_hit": float(region_on(labels, driver, a_mask)),
                     "cause_hit_box": float(region_on(labels, driver, a_box)),
+                    "cause_touch": float(bool(near_a[labels == driver].any())),
                     "correction": corr,
                     "forward_passes": e.forward_passes,
                 }
@@ -184,6 +201,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
                 "csr10": csr(corrections, 0.10) if h else None,
                 "cause_hit_rate": float(np.mean([x["cause_hit"] for x in h])) if h else None,
                 "cause_hit_rate_box": float(np.mean([x["cause_hit_box"] for x in h])) if h else None,
+                "cause_touch_rate": float(np.mean([x["cause_touch"] for x in h])) if h else None,
                 "n_hallucinations": len(h),
                 "n_samples": len(r),
             }
