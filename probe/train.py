@@ -37,7 +37,7 @@ IGNORE = -100
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 6000
+    steps: int = 4000
     batch_size: int = 32
     lr: float = 1.5e-3
     warmup: int = 200

@@ -41,7 +41,7 @@ def world(out: Path, seed: int, n_images: int, split: str) -> None:
 @probe.command("train")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint directory to write.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--steps", type=int, default=8000, show_default=True)
+@click.option("--steps", type=int, default=4000, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1.5e-3, show_default=True)
 @click.option("--scenes", type=int, default=30000, show_default=True, help="Pre-rendered training scenes.")
