@@ -33,6 +33,7 @@ from storage.store import RunRecord, Store
 log = logging.getLogger(__name__)
 
 METHOD_VERSION = "eagle-audit-1"  # part of every explanation cache key: bump when results change
+ANSWER_TOKENS_METHOD = "answer-tokens"  # the answer's own tokens along the EAGLE order (modality colouring)
 SPLITS = ("random", "popular", "adversarial")
 
 
@@ -213,7 +214,7 @@ def run_record(cfg: AuditConfig, data: DataSource, annotations: AnnotationSet, b
         data_checksums=checksums,
         code_version=f"eagle-audit {version('eagle-audit')}",
         benchmark=f"{data.name}-pope",
-        config=cfg.to_json(),
+        config=cfg.to_json() | {"image_root": str(data.images.resolve())},
     )
 
 
@@ -398,13 +399,15 @@ class ExplainSettings:
         return asdict(self)
 
 
-def explain_target(backend: Backend, data: DataSource, target: Target, settings: ExplainSettings, store: Store, run_id: str) -> dict[str, Any]:
+def explain_target(backend: Backend, data: DataSource, target: Target, settings: ExplainSettings, store: Store, run_id: str) -> list[dict[str, Any]]:
     """Explain one hallucination with EAGLE (counter token), run the correction scan, save the map,
-    and return the explanations row (written by the caller)."""
+    and analyse the answer's own tokens along the same region order (which rest on the image, which
+    on the prior). Returns the explanations rows (written by the caller)."""
     from eagle.correction import correction_scan
-    from eagle.method import Eagle
+    from eagle.method import Eagle, explain_order
     from eagle.regions import SlicoSegmenter
     from eagle.search import EfficientSearch, ExactSearch
+    from storage.rows import explanation_row
 
     image = load_image(data.images, target.image)
     regions = SlicoSegmenter(n_segments=settings.regions).segment(image)
@@ -412,38 +415,17 @@ def explain_target(backend: Backend, data: DataSource, target: Target, settings:
     request = ScoreRequest(prompt=target.question, answer_ids=target.answer_ids, target_positions=(target.position,), target_ids=(target.counter_id,))
     expl = Eagle(backend, search=search).explain(image, regions, request)
     ref = store.write_map(run_id, f"{target.pair_id.replace('/', '-')}-{expl.method}", expl.attribution_map.astype(np.float32))
-    row: dict[str, Any] = {
-        "sample_id": target.pair_id,
-        "question_id": int(target.pair_id.split("/")[1]),
-        "target_text": target.counter_text,
-        "target_position": target.position,
-        "target_token_id": target.counter_id,
-        "target_positions": [target.position],
-        "target_ids": [target.counter_id],
-        "method": expl.method,
-        "search": settings.search,
-        "params": json.dumps(expl.params | settings.params(), sort_keys=True, default=str),
-        "n_regions": expl.n_regions,
-        "region_order": expl.order.tolist(),
-        "region_scores": expl.region_scores.tolist(),
-        "gains": expl.gains.tolist(),
-        "areas": expl.areas.tolist(),
-        "insertion_curve": expl.insertion_mean.tolist(),
-        "deletion_curve": expl.deletion_mean.tolist(),
-        "insertion_curves": expl.insertion.T.tolist(),
-        "deletion_curves": expl.deletion.T.tolist(),
-        "modality_step": np.atleast_1d(expl.modality.influence).tolist(),
-        "modality_area": np.atleast_1d(expl.modality.influence_area).tolist(),
-        "sensitive": [bool(x) for x in np.atleast_1d(expl.modality.sensitive)],
-        "insertion_auc": expl.insertion_auc,
-        "deletion_auc": expl.deletion_auc,
-        "forward_passes": expl.forward_passes,
-        "wall_s": expl.wall_time_s,
-        "map_path": ref.path,
-        "map_sha256": ref.sha256,
-        "heatmap_path": None,
-        "error": None,
-    }
+    row = explanation_row(
+        expl.to_dict(include_labels=False),
+        sample_id=target.pair_id,
+        question_id=int(target.pair_id.split("/")[1]),
+        target_text=target.counter_text,
+        search=settings.search,
+        map_path=ref.path,
+        map_sha256=ref.sha256,
+        params=expl.params | settings.params(),
+        error=None,
+    )
     if settings.correction:
         regenerate = _regenerator(backend, target.question, settings.max_new_tokens)
         corr = correction_scan(image, regions, expl.order, regenerate, target.truth, matcher=parse_yes_no)
@@ -453,7 +435,23 @@ def explain_target(backend: Backend, data: DataSource, target: Target, settings:
             "corrected_answer": corr.answers[-1] if corr.corrected else None,
             "correction_curve": [float(parse_yes_no(a) == target.truth) for a in corr.answers],
         }
-    return row
+    answer = ScoreRequest(
+        prompt=target.question,
+        answer_ids=target.answer_ids,
+        target_positions=tuple(range(len(target.answer_ids))),
+        target_ids=target.answer_ids,
+    )
+    tokens = explain_order(backend, image, regions, answer, expl.order, method=ANSWER_TOKENS_METHOD)
+    answer_row = explanation_row(
+        tokens.to_dict(include_labels=False),
+        sample_id=target.pair_id,
+        question_id=int(target.pair_id.split("/")[1]),
+        target_text=backend.decode(target.answer_ids),
+        search="order-of:" + expl.method,
+        params=tokens.params | settings.params(),
+        error=None,
+    )
+    return [row, answer_row]
 
 
 def _regenerator(backend: Backend, prompt: str, max_new_tokens: int) -> Callable[[np.ndarray], list[str]]:

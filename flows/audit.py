@@ -77,10 +77,11 @@ def explain_task(cfg: AuditConfig, data: DataSource, target: Target, settings: E
     store = Store(cfg.store)
     with concurrency(limit_name, occupy=1):
         try:
-            row = pipeline.explain_target(backend_for(cfg), data, target, settings, store, run_id)
+            rows = pipeline.explain_target(backend_for(cfg), data, target, settings, store, run_id)
         except pipeline.SampleError as exc:
-            row = pipeline.failed_explanation_row(target, settings, str(exc))
-    store.write("explanations", [row], run_id)
+            rows = [pipeline.failed_explanation_row(target, settings, str(exc))]
+    store.write("explanations", rows, run_id)
+    row = rows[0]
     return {"run_id": run_id, "sample_id": row["sample_id"], "method": row["method"], "target_position": row["target_position"], "error": row["error"]}
 
 
@@ -157,7 +158,7 @@ def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Samp
     limit = cfg.explain_limit
     targets = targets if limit is None else targets[:limit]
     settings = ExplainSettings(regions=cfg.regions, search=cfg.search, correction=cfg.correction, max_new_tokens=cfg.max_new_tokens)
-    explained = {(k[0], k[2]) for k in st.done_keys(run_id, "explanations")}
+    explained = {(k[0], k[2]) for k in st.done_keys(run_id, "explanations") if k[1] != pipeline.ANSWER_TOKENS_METHOD}
     pending = [t for t in targets if (t.pair_id, t.position) not in explained]
     logger.info("explain: %d to explain, %d already explained in this run", len(pending), len(targets) - len(pending))
     limit_name = pipeline_limit(cfg, explain_concurrency)
@@ -219,15 +220,15 @@ def _copy_cached(st: Store, run_id: str, results: list[dict[str, Any]]) -> int:
         if r["run_id"] == run_id:
             continue
         rows = st.query(
-            "SELECT * EXCLUDE (model, run_date) FROM explanations WHERE run_id = ? AND sample_id = ? AND method = ? AND target_position = ?",
-            [r["run_id"], r["sample_id"], r["method"], r["target_position"]],
+            "SELECT * EXCLUDE (model, run_date) FROM explanations WHERE run_id = ? AND sample_id = ?",
+            [r["run_id"], r["sample_id"]],
         ).to_pylist()
         for row in rows:
             row.pop("run_id", None)
             for extra in [k for k in row if k.startswith("_")]:
                 row.pop(extra)
         if rows:
-            copied += st.write("explanations", rows[:1], run_id).rows_written
+            copied += st.write("explanations", rows, run_id).rows_written
     return copied
 
 

@@ -91,6 +91,7 @@ WITH wrong AS (
         list_slice(e.region_order, -$k, -1) AS driving
     FROM explanations e JOIN answers a USING (run_id, sample_id)
     WHERE {_OUTCOME} IN ('FP', 'FN') AND e.error IS NULL AND len(e.region_order) > 0
+        AND e.method LIKE 'eagle-%'  -- the counter-token search, not rows that reuse its order
 )
 SELECT image, region, count(*) AS hallucinations,
     list(DISTINCT object_class ORDER BY object_class) AS object_classes,

@@ -14,7 +14,7 @@ from probe.world import write_world
 from storage.queries import HALLUCINATION_RATE_BY_CLASS_AND_NIGHT, REGIONS_DRIVING_HALLUCINATIONS, run_named
 from storage.store import Store
 
-pytestmark = [pytest.mark.slow, pytest.mark.model]
+pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.usefixtures("prefect_harness")]
 
 SMALL = {"probe_images": 16, "regions": 16, "seed": 3}
 
@@ -37,7 +37,10 @@ def test_every_table_is_written_and_the_run_is_closed(probe_run) -> None:
     ).fetchone()
     assert status == "complete" and model_id == "probe" and len(revision) == 64
     assert {k for k in checksums} >= {"probe_pope_random.json", "probe_repope_adversarial.json"}
-    counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE run_id = ?", [run]).fetchone()[0] for t in ("answers", "marks", "explanations", "metrics")}
+    counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE run_id = ?", [run]).fetchone()[0] for t in ("answers", "marks", "metrics")}
+    counts["explanations"] = con.execute("SELECT count(*) FROM explanations WHERE run_id = ? AND method LIKE 'eagle-%'", [run]).fetchone()[0]
+    # beside each EAGLE explanation: the answer's own tokens along its order, for prior-vs-evidence colouring
+    answer_tokens = con.execute("SELECT count(*) FROM explanations WHERE run_id = ? AND method = 'answer-tokens'", [run]).fetchone()[0]
     assert all(v > 0 for v in counts.values()), counts
     # one answers row per (split, question id): the three question files of the world
     world = st.root / "datasets" / f"probe-seed{SMALL['seed']}-n{SMALL['probe_images']}"
@@ -50,7 +53,7 @@ def test_every_table_is_written_and_the_run_is_closed(probe_run) -> None:
            WHERE m.run_id = ? AND m.label_set = 'repope' AND m.counter_token_id IS NOT NULL""",
         [run],
     ).fetchone()[0]
-    assert counts["explanations"] == n_pairs == summary["explained"]
+    assert counts["explanations"] == n_pairs == summary["explained"] == answer_tokens
 
 
 def test_planted_hallucinations_are_marked_and_explained(probe_run) -> None:
@@ -61,7 +64,7 @@ def test_planted_hallucinations_are_marked_and_explained(probe_run) -> None:
     rows = con.execute(
         """SELECT a.image, m.object_class, m.kind, m.token_text, m.counter_token_text, e.region_order, e.map_path, e.error
            FROM marks m JOIN answers a USING (run_id, sample_id)
-           LEFT JOIN explanations e ON e.run_id = m.run_id AND e.sample_id = m.sample_id
+           LEFT JOIN explanations e ON e.run_id = m.run_id AND e.sample_id = m.sample_id AND e.method LIKE 'eagle-%'
            WHERE m.run_id = ? AND m.label_set = 'repope'""",
         [summary["run_id"]],
     ).fetchall()
