@@ -197,16 +197,18 @@ def run_record(cfg: AuditConfig, data: DataSource, annotations: AnnotationSet, b
     """What is needed to reproduce the run: model and digest, engine, decoding, seed, data checksums, code."""
     from importlib.metadata import version
 
-    engine = getattr(backend, "engine_version", None)
-    if engine is None:
+    info = backend.info() if hasattr(backend, "info") else {}
+    if cfg.backend == "hf":
         import transformers
 
         engine = f"transformers {transformers.__version__}"
+    else:  # what the engine says of itself, e.g. "vllm 0.32.0"
+        engine = f"vllm {info.get('engine_version') or 'version unknown'}"
     checksums = {f.path.name: f.sha256 for f in annotations.files.values()}
     return RunRecord(
         run_id=cfg.run_id,
         model_id=backend.model_id,
-        model_revision=model_digest(cfg.model) if cfg.backend == "hf" else getattr(backend, "model_revision", None),
+        model_revision=model_digest(cfg.model) if cfg.backend != "vllm-server" else info.get("model_revision"),
         backend=cfg.backend,
         engine_version=engine,
         decoding={"temperature": 0.0, "max_new_tokens": cfg.max_new_tokens, "greedy": True},
@@ -214,7 +216,7 @@ def run_record(cfg: AuditConfig, data: DataSource, annotations: AnnotationSet, b
         data_checksums=checksums,
         code_version=f"eagle-audit {version('eagle-audit')}",
         benchmark=f"{data.name}-pope",
-        config=cfg.to_json() | {"image_root": str(data.images.resolve())},
+        config=cfg.to_json() | {"image_root": str(data.images.resolve()), "backend_info": info},
     )
 
 

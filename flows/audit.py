@@ -162,11 +162,15 @@ def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Samp
     pending = [t for t in targets if (t.pair_id, t.position) not in explained]
     logger.info("explain: %d to explain, %d already explained in this run", len(pending), len(targets) - len(pending))
     limit_name = pipeline_limit(cfg, explain_concurrency)
-    model_digest = pipeline.model_digest(cfg.model) if cfg.backend == "hf" else cfg.model
+    # The cache may serve another run's explanation only when the model's weights are known to be
+    # the same (a checkpoint digest). A served model has no digest: cache within this run only, so
+    # a model updated behind the same served name is never explained from last night's cache.
+    model_digest = pipeline.model_digest(cfg.model) if cfg.backend != "vllm-server" else None
+    model_identity = model_digest or f"{cfg.model}@run:{run_id}"
     efutures = []
     for t in pending:
         image_digest = pipeline.file_sha256(data.images / t.image) if (data.images / t.image).exists() else "missing"
-        key = t.cache_key(model_digest, settings.params(), image_digest)
+        key = t.cache_key(model_identity, settings.params(), image_digest)
         efutures.append(explain_task.submit(cfg, data, t, settings, run_id, key, limit_name))
     results = [f.result() for f in efutures]
     copied = _copy_cached(st, run_id, results)
