@@ -60,9 +60,9 @@ def scoring(model: str | None, n_images: int, regions: int, threads: int, as_jso
 @click.option("--regions", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--samples", type=click.IntRange(min=1), default=3, show_default=True, help="Probe scenes.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--search-scope", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--search-scope", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--pending-samples", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--update-step", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--update-step", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--early-stop", type=click.FloatRange(0, 1, min_open=True), default=None)
 @click.option(
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads."
