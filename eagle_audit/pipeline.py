@@ -514,25 +514,9 @@ def _metric_row(label_set: str, split: str, cls: str, c: Any, ci: dict[str, Any]
             extra[f"{name}_ci_high"] = iv.high
             if name == "accuracy":
                 se = (iv.high - iv.low) / 3.92
-    return {
-        "benchmark": "pope",
-        "split": split,
-        "label_set": label_set,
-        "object_class": cls,
-        "n": c.n,
-        "tp": c.tp,
-        "fp": c.fp,
-        "tn": c.tn,
-        "fn": c.fn,
-        "unparsed": c.unparsed,
-        "precision": c.precision,
-        "recall": c.recall,
-        "f1": c.f1,
-        "accuracy": c.accuracy,
-        "yes_ratio": c.yes_ratio,
-        "accuracy_se": se,
-        "extra": extra or None,
-    }
+    from storage.rows import metrics_row
+
+    return metrics_row(c, benchmark="pope", split=split, label_set=label_set, object_class=cls, accuracy_se=se, extra=extra)
 
 
 @dataclass(frozen=True, kw_only=True)

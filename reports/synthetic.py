@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from storage.rows import metrics_row
+
 MODEL_ID = "probe/llava-probe-128"
 # Token ids of the synthetic vocabulary (the probe tokenizer keeps " Yes"/" No" single tokens too).
 YES_ID, NO_ID, MAYBE_ID = 11, 12, 13
@@ -195,27 +197,7 @@ def _metric_rows(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     groups.setdefault((split, label_set, cls), []).append(o)
     for (split, label_set, cls), outcomes in sorted(groups.items()):
         c = Confusion.from_outcomes(outcomes)
-        rows.append(
-            {
-                "benchmark": "probe",
-                "split": split,
-                "label_set": label_set,
-                "object_class": cls,
-                "n": c.n,
-                "tp": c.tp,
-                "fp": c.fp,
-                "tn": c.tn,
-                "fn": c.fn,
-                "unparsed": c.unparsed,
-                "precision": c.precision,
-                "recall": c.recall,
-                "f1": c.f1,
-                "accuracy": c.accuracy,
-                "yes_ratio": c.yes_ratio,
-                "accuracy_se": None,
-                "extra": None,
-            }
-        )
+        rows.append(metrics_row(c, benchmark="probe", split=split, label_set=label_set, object_class=cls))
     return rows
 
 

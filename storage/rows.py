@@ -196,3 +196,28 @@ def explanation_row(
         "heatmap_path": heatmap_path,
         **extra,
     }
+
+
+def metrics_row(
+    confusion: Any,
+    *,
+    benchmark: str,
+    split: str,
+    label_set: str,
+    object_class: str = "all",
+    accuracy_se: float | None = None,
+    extra: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """A `metrics` row from a confusion result (`auditors.scoring.Confusion` or anything with its
+    counts and rate properties: n, tp, fp, tn, fn, unparsed, precision, recall, f1, accuracy,
+    yes_ratio)."""
+    c = confusion
+    return {
+        "benchmark": benchmark,
+        "split": split,
+        "label_set": label_set,
+        "object_class": object_class,
+        **{k: getattr(c, k) for k in ("n", "tp", "fp", "tn", "fn", "unparsed", "precision", "recall", "f1", "accuracy", "yes_ratio")},
+        "accuracy_se": accuracy_se,
+        "extra": dict(extra) if extra else None,
+    }
