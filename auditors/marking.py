@@ -205,6 +205,12 @@ class TokenMarker:
             prefix = text[offsets[position][0] : decision.start]  # e.g. the space of " Yes"
             counter_text = prefix + counter_word(word)
             counter_ids = list(self.encode(counter_text))
+            if counter_ids and not self.decode([counter_ids[0]]).strip():
+                # A chat template may write its own separator before the answer ("ASSISTANT: " +
+                # content), so " No" encodes as [" ", " No"]: encode the word without our space.
+                alt = list(self.encode(counter_text.lstrip()))
+                if alt and self.decode([alt[0]]).strip():
+                    counter_ids = alt
             if not counter_ids:
                 raise MarkingError(f"the tokenizer encodes the counter answer {counter_text!r} as no tokens")
             counter_id = int(counter_ids[0])

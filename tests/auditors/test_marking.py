@@ -260,3 +260,17 @@ def test_every_marked_caption_span_decodes_back_to_the_mention(probe_model, held
         assert tok.decode(ids[targets[0].token_start : targets[0].token_end]).strip() == absent
         injected += 1
     assert injected == len(names)
+
+
+def test_counter_token_through_a_template_that_adds_a_separator(tokenizer) -> None:
+    """Encoding through a chat template ("ASSISTANT: " + content) turns " No" into [" ", " No"];
+    the counter token must be " No", never the separator."""
+    plain = TokenMarker.from_tokenizer(tokenizer)
+    templated = TokenMarker(
+        decode=plain.decode,
+        encode=lambda text: tokenizer(" " + text, add_special_tokens=False)["input_ids"],
+    )
+    ids = tokenizer(" Yes", add_special_tokens=False)["input_ids"]
+    target = templated.mark_yes_no(answer_ids=ids, label="no")
+    assert target is not None and target.counter_text == " No"
+    assert target.counter_id == plain.mark_yes_no(answer_ids=ids, label="no").counter_id
