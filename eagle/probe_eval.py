@@ -63,6 +63,14 @@ def _methods(backend, cfg: EvalConfig, sample_seed: int) -> dict[str, Callable]:
     }
 
 
+def _by(rows: list[dict], key: str, value: str) -> dict[str, dict]:
+    """Mean of `value` and the count, per distinct `key`."""
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        groups.setdefault(row[key], []).append(row[value])
+    return {k: {"rate": float(np.mean(v)), "n": len(v)} for k, v in sorted(groups.items())}
+
+
 def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
     """Grow a boolean mask by `steps` pixels (4-neighbourhood)."""
     out = mask.copy()
@@ -127,6 +135,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
                     "point_game_box": float(point_game(amap, obj.box)),
                     "point_game_mask": float(point_game(amap, mask)),
                     "energy_box": energy_point_game(amap, obj.box),
+                    "class": obj.name,
                     "forward_passes": e.forward_passes,
                     "wall_time_s": e.wall_time_s,
                 }
@@ -172,6 +181,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
                     "cause_hit": float(region_on(labels, driver, a_mask)),
                     "cause_hit_box": float(region_on(labels, driver, a_box)),
                     "cause_touch": float(bool(near_a[labels == driver].any())),
+                    "pair": f"{a}->{b}",
                     "correction": corr,
                     "forward_passes": e.forward_passes,
                 }
@@ -203,6 +213,8 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
                 "cause_hit_rate_box": float(np.mean([x["cause_hit_box"] for x in h])) if h else None,
                 "cause_touch_rate": float(np.mean([x["cause_touch"] for x in h])) if h else None,
                 "n_hallucinations": len(h),
+                "cause_hit_rate_by_pair": _by(h, "pair", "cause_hit"),
+                "point_game_box_by_class": _by(r, "class", "point_game_box"),
                 "n_samples": len(r),
             }
         )

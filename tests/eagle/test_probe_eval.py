@@ -98,6 +98,10 @@ def test_output_shape_and_counts(result):
             assert key in row
         assert row["n_hallucinations"] == result["methods"]["eagle"]["n_hallucinations"] > 0
         assert 0 <= row["csr10"] <= 1 and 0 <= row["amcr"] <= 1
+        by_pair = row["cause_hit_rate_by_pair"]
+        assert sum(v["n"] for v in by_pair.values()) == row["n_hallucinations"]
+        assert set(by_pair) <= {"moon->star", "arrow->ring"}
+        assert sum(v["n"] for v in row["point_game_box_by_class"].values()) == row["n_samples"]
 
 
 def test_eagle_finds_the_evidence_and_the_planted_cause(result):
