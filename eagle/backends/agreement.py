@@ -180,7 +180,7 @@ def bench_backends(
     server's probabilities agree with in-process ones."""
 
     def rate(scorer: Scorer) -> tuple[float, list[np.ndarray]]:
-        scorer.score(cases[0].images[:2], cases[0].request)  # warm-up: connections, caches
+        score_cases(scorer, cases[:1])  # warm-up at full width: connections, caches, new batch shapes
         best, scores = float("inf"), []
         for _ in range(repeats):
             t0 = time.perf_counter()
