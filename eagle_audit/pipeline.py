@@ -73,7 +73,9 @@ class AuditConfig:
         if self.dataset not in ("probe", "repope"):
             raise ValueError(f"unknown dataset {self.dataset!r}; choose 'probe' or 'repope'")
         if self.dataset == "repope" and (self.annotations is None or self.images is None):
-            raise ValueError("--dataset repope needs --annotations DIR (the POPE/RePOPE files) and --images DIR (COCO val2014)")
+            raise ValueError(
+                "--dataset repope needs --annotations DIR (the POPE/RePOPE files) and --images DIR (COCO val2014)"
+            )
         bad = [s for s in self.splits if s not in SPLITS]
         if bad:
             raise ValueError(f"unknown split(s) {bad}; choose from {', '.join(SPLITS)}")
@@ -88,7 +90,10 @@ class AuditConfig:
         return None if self.explain == "all" else 0 if self.explain == "none" else int(self.explain)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        return {
+            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(self).items()
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,7 +137,9 @@ def prepare_data(cfg: AuditConfig) -> DataSource:
     if cfg.dataset == "repope":
         assert cfg.annotations is not None and cfg.images is not None
         if not cfg.images.is_dir():
-            raise ValueError(f"image directory {cfg.images} does not exist; pass the COCO val2014 folder with --images")
+            raise ValueError(
+                f"image directory {cfg.images} does not exist; pass the COCO val2014 folder with --images"
+            )
         return DataSource(name="repope", annotations=cfg.annotations, images=cfg.images)
     from probe.world import write_world
 
@@ -147,7 +154,9 @@ def prepare_data(cfg: AuditConfig) -> DataSource:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    return DataSource(name="probe", annotations=root, images=root / "images", ground_truth=root / "ground_truth.json")
+    return DataSource(
+        name="probe", annotations=root, images=root / "images", ground_truth=root / "ground_truth.json"
+    )
 
 
 def load_samples(cfg: AuditConfig, data: DataSource) -> tuple[AnnotationSet, list[Sample]]:
@@ -163,7 +172,13 @@ def load_samples(cfg: AuditConfig, data: DataSource) -> tuple[AnnotationSet, lis
         q = annotations.question(first.label_set, first.split, first.question_id)
         obj = q.object if q is not None else pair.text
         samples.append(
-            Sample(pair_id=f"{first.split}/{first.question_id}", image=pair.image, question=pair.text, object_class=obj, occurrences=occ)
+            Sample(
+                pair_id=f"{first.split}/{first.question_id}",
+                image=pair.image,
+                question=pair.text,
+                object_class=obj,
+                occurrences=occ,
+            )
         )
     samples.sort(key=lambda s: Sample._order(s.pair_id))
     if cfg.limit is not None:
@@ -208,7 +223,9 @@ def run_record(cfg: AuditConfig, data: DataSource, annotations: AnnotationSet, b
     return RunRecord(
         run_id=cfg.run_id,
         model_id=backend.model_id,
-        model_revision=model_digest(cfg.model) if cfg.backend != "vllm-server" else info.get("model_revision"),
+        model_revision=model_digest(cfg.model)
+        if cfg.backend != "vllm-server"
+        else info.get("model_revision"),
         backend=cfg.backend,
         engine_version=engine,
         decoding={"temperature": 0.0, "max_new_tokens": cfg.max_new_tokens, "greedy": True},
@@ -240,18 +257,27 @@ def load_image(images: Path, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Step: generate
+# The generate step
 # ---------------------------------------------------------------------------------------------
 
 
-def generate_answers(backend: Backend, data: DataSource, samples: Sequence[Sample], cfg: AuditConfig) -> list[dict[str, Any]]:
+def generate_answers(
+    backend: Backend, data: DataSource, samples: Sequence[Sample], cfg: AuditConfig
+) -> list[dict[str, Any]]:
     """Ask every sample once (batched) and return answers rows, one per (split, question id).
 
     A sample whose image cannot be read gets rows with `error` set and no answer."""
     requests, ok, failed = [], [], []
     for s in samples:
         try:
-            requests.append(GenerationRequest(image=load_image(data.images, s.image), prompt=s.question, max_new_tokens=cfg.max_new_tokens, request_id=s.pair_id))
+            requests.append(
+                GenerationRequest(
+                    image=load_image(data.images, s.image),
+                    prompt=s.question,
+                    max_new_tokens=cfg.max_new_tokens,
+                    request_id=s.pair_id,
+                )
+            )
             ok.append(s)
         except SampleError as exc:
             log.warning("sample %s failed: %s", s.pair_id, exc)
@@ -268,12 +294,21 @@ def generate_answers(backend: Backend, data: DataSource, samples: Sequence[Sampl
     return rows
 
 
-def _answer_rows(s: Sample, a: Answer | None, backend: Backend, latency: float | None, now: dt.datetime, error: str | None = None) -> list[dict[str, Any]]:
+def _answer_rows(
+    s: Sample,
+    a: Answer | None,
+    backend: Backend,
+    latency: float | None,
+    now: dt.datetime,
+    error: str | None = None,
+) -> list[dict[str, Any]]:
     verdict = parse_yes_no(a.text) if a is not None else None
     rows = []
     for sid in s.sample_ids():
         split, qid = sid.split("/")
-        labels = {o.label_set: o.label for o in s.occurrences if o.split == split and o.question_id == int(qid)}
+        labels = {
+            o.label_set: o.label for o in s.occurrences if o.split == split and o.question_id == int(qid)
+        }
         rows.append(
             {
                 "sample_id": sid,
@@ -300,7 +335,7 @@ def _answer_rows(s: Sample, a: Answer | None, backend: Backend, latency: float |
 
 
 # ---------------------------------------------------------------------------------------------
-# Step: mark
+# The mark step
 # ---------------------------------------------------------------------------------------------
 
 
@@ -322,13 +357,25 @@ class Target:
     def cache_key(self, model: str | None, params: dict[str, Any], image_digest: str) -> str:
         """Key of this explanation across re-runs: (sample, image digest, model, method version, params)."""
         blob = json.dumps(
-            [self.image, self.question, self.answer_ids, self.position, self.counter_id, image_digest, model, METHOD_VERSION, params],
+            [
+                self.image,
+                self.question,
+                self.answer_ids,
+                self.position,
+                self.counter_id,
+                image_digest,
+                model,
+                METHOD_VERSION,
+                params,
+            ],
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def mark_answers(answer_rows: Iterable[dict[str, Any]], backend: Backend) -> tuple[list[dict[str, Any]], list[Target]]:
+def mark_answers(
+    answer_rows: Iterable[dict[str, Any]], backend: Backend
+) -> tuple[list[dict[str, Any]], list[Target]]:
     """Marks rows for every yes/no verdict that disagrees with a label set, and the EAGLE targets
     (one per unique pair, RePOPE labels first, POPE where RePOPE has no label)."""
     from auditors.marking import TokenMarker
@@ -365,7 +412,9 @@ def mark_answers(answer_rows: Iterable[dict[str, Any]], backend: Backend) -> tup
                     "logprob": logprobs[mark.position] if mark.position < len(logprobs) else None,
                 }
             )
-            if mark.counter_id is None:  # a phrase decision ("There is no dog") has no counter token to explain
+            if (
+                mark.counter_id is None
+            ):  # a phrase decision ("There is no dog") has no counter token to explain
                 continue
             key = (row["image"], row["question"])
             if key not in targets:
@@ -386,7 +435,7 @@ def mark_answers(answer_rows: Iterable[dict[str, Any]], backend: Backend) -> tup
 
 
 # ---------------------------------------------------------------------------------------------
-# Step: explain
+# The explain step
 # ---------------------------------------------------------------------------------------------
 
 
@@ -401,7 +450,9 @@ class ExplainSettings:
         return asdict(self)
 
 
-def explain_target(backend: Backend, data: DataSource, target: Target, settings: ExplainSettings, store: Store, run_id: str) -> list[dict[str, Any]]:
+def explain_target(
+    backend: Backend, data: DataSource, target: Target, settings: ExplainSettings, store: Store, run_id: str
+) -> list[dict[str, Any]]:
     """Explain one hallucination with EAGLE (counter token), run the correction scan, save the map,
     and analyse the answer's own tokens along the same region order (which rest on the image, which
     on the prior). Returns the explanations rows (written by the caller)."""
@@ -414,9 +465,16 @@ def explain_target(backend: Backend, data: DataSource, target: Target, settings:
     image = load_image(data.images, target.image)
     regions = SlicoSegmenter(n_segments=settings.regions).segment(image)
     search = ExactSearch() if settings.search == "exact" else EfficientSearch()
-    request = ScoreRequest(prompt=target.question, answer_ids=target.answer_ids, target_positions=(target.position,), target_ids=(target.counter_id,))
+    request = ScoreRequest(
+        prompt=target.question,
+        answer_ids=target.answer_ids,
+        target_positions=(target.position,),
+        target_ids=(target.counter_id,),
+    )
     expl = Eagle(backend, search=search).explain(image, regions, request)
-    ref = store.write_map(run_id, f"{target.pair_id.replace('/', '-')}-{expl.method}", expl.attribution_map.astype(np.float32))
+    ref = store.write_map(
+        run_id, f"{target.pair_id.replace('/', '-')}-{expl.method}", expl.attribution_map.astype(np.float32)
+    )
     row = explanation_row(
         expl.to_dict(include_labels=False),
         sample_id=target.pair_id,
@@ -479,16 +537,22 @@ def failed_explanation_row(target: Target, settings: ExplainSettings, error: str
 
 
 # ---------------------------------------------------------------------------------------------
-# Step: metrics
+# The metrics step
 # ---------------------------------------------------------------------------------------------
 
 
-def metrics_rows(annotations: AnnotationSet, answer_rows: Iterable[dict[str, Any]], splits: Sequence[str]) -> list[dict[str, Any]]:
+def metrics_rows(
+    annotations: AnnotationSet, answer_rows: Iterable[dict[str, Any]], splits: Sequence[str]
+) -> list[dict[str, Any]]:
     """Confusion metrics per split (and all), label set and object class (and all), from the
     stored answers; unparsed answers counted, failed samples left out of n."""
     from auditors.benchmarks.pope import score
 
-    answers = {(r["split"], int(r["question_id"])): r["answer_text"] for r in answer_rows if r.get("answer_text") is not None}
+    answers = {
+        (r["split"], int(r["question_id"])): r["answer_text"]
+        for r in answer_rows
+        if r.get("answer_text") is not None
+    }
     report = score(annotations, answers)
     rows: list[dict[str, Any]] = []
     for label_set, per_split in report.confusion.items():
@@ -516,7 +580,9 @@ def _metric_row(label_set: str, split: str, cls: str, c: Any, ci: dict[str, Any]
                 se = (iv.high - iv.low) / 3.92
     from storage.rows import metrics_row
 
-    return metrics_row(c, benchmark="pope", split=split, label_set=label_set, object_class=cls, accuracy_se=se, extra=extra)
+    return metrics_row(
+        c, benchmark="pope", split=split, label_set=label_set, object_class=cls, accuracy_se=se, extra=extra
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -46,11 +46,20 @@ def _transient(task, task_run, state) -> bool:
         state.result()
     except Exception as exc:  # noqa: BLE001 - classify whatever the task raised
         name = type(exc).__name__
-        return any(word in name for word in ("Connection", "Timeout", "Unavailable", "ServerError", "Transient"))
+        return any(
+            word in name for word in ("Connection", "Timeout", "Unavailable", "ServerError", "Transient")
+        )
     return False
 
 
-@task(name="generate", retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=_transient, cache_policy=None)
+@task(
+    name="generate",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_transient,
+    cache_policy=None,
+)
 def generate_task(cfg: AuditConfig, data: DataSource, batch: list[Sample], run_id: str) -> dict[str, int]:
     rows = pipeline.generate_answers(backend_for(cfg), data, batch, cfg)
     result = Store(cfg.store).write("answers", rows, run_id)
@@ -70,7 +79,15 @@ def _explain_key(context, parameters: dict[str, Any]) -> str:
     cache_key_fn=_explain_key,
     persist_result=True,
 )
-def explain_task(cfg: AuditConfig, data: DataSource, target: Target, settings: ExplainSettings, run_id: str, cache_key: str, limit_name: str) -> dict[str, Any]:
+def explain_task(
+    cfg: AuditConfig,
+    data: DataSource,
+    target: Target,
+    settings: ExplainSettings,
+    run_id: str,
+    cache_key: str,
+    limit_name: str,
+) -> dict[str, Any]:
     """Explain one hallucination; returns where its row lives (the run that computed it)."""
     from prefect.concurrency.sync import concurrency
 
@@ -82,7 +99,13 @@ def explain_task(cfg: AuditConfig, data: DataSource, target: Target, settings: E
             rows = [pipeline.failed_explanation_row(target, settings, str(exc))]
     store.write("explanations", rows, run_id)
     row = rows[0]
-    return {"run_id": run_id, "sample_id": row["sample_id"], "method": row["method"], "target_position": row["target_position"], "error": row["error"]}
+    return {
+        "run_id": run_id,
+        "sample_id": row["sample_id"],
+        "method": row["method"],
+        "target_position": row["target_position"],
+        "error": row["error"],
+    }
 
 
 @flow(name="audit", log_prints=False)
@@ -125,7 +148,9 @@ def audit_flow(
         run_id=run_id,
     )
     data = pipeline.prepare_data(cfg)
-    annotations_set, samples = pipeline.load_samples(cfg, data)  # bad annotations stop here, before any model call
+    annotations_set, samples = pipeline.load_samples(
+        cfg, data
+    )  # bad annotations stop here, before any model call
     logger.info("%d unique questions from %s (%s)", len(samples), data.annotations, ", ".join(cfg.splits))
     model_backend = backend_for(cfg)
     record = pipeline.run_record(cfg, data, annotations_set, model_backend)
@@ -142,12 +167,26 @@ def audit_flow(
     return summary
 
 
-def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Sample], st: Store, run_id: str, explain_concurrency: int, report: bool) -> dict[str, Any]:
+def _run(
+    cfg: AuditConfig,
+    data: DataSource,
+    annotations_set,
+    samples: list[Sample],
+    st: Store,
+    run_id: str,
+    explain_concurrency: int,
+    report: bool,
+) -> dict[str, Any]:
     logger = get_run_logger()
     done = st.done_samples(run_id, "answers")
     todo = [s for s in samples if not set(s.sample_ids()) <= done]
-    logger.info("generate: %d questions to ask, %d already answered in this run", len(todo), len(samples) - len(todo))
-    futures = [generate_task.submit(cfg, data, todo[i : i + cfg.batch_size], run_id) for i in range(0, len(todo), cfg.batch_size)]
+    logger.info(
+        "generate: %d questions to ask, %d already answered in this run", len(todo), len(samples) - len(todo)
+    )
+    futures = [
+        generate_task.submit(cfg, data, todo[i : i + cfg.batch_size], run_id)
+        for i in range(0, len(todo), cfg.batch_size)
+    ]
     gen = [f.result() for f in futures]
 
     answers = st.query("SELECT * FROM answers WHERE run_id = ?", [run_id]).to_pylist()
@@ -157,10 +196,16 @@ def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Samp
 
     limit = cfg.explain_limit
     targets = targets if limit is None else targets[:limit]
-    settings = ExplainSettings(regions=cfg.regions, search=cfg.search, correction=cfg.correction, max_new_tokens=cfg.max_new_tokens)
-    explained = {(k[0], k[2]) for k in st.done_keys(run_id, "explanations") if k[1] != pipeline.ANSWER_TOKENS_METHOD}
+    settings = ExplainSettings(
+        regions=cfg.regions, search=cfg.search, correction=cfg.correction, max_new_tokens=cfg.max_new_tokens
+    )
+    explained = {
+        (k[0], k[2]) for k in st.done_keys(run_id, "explanations") if k[1] != pipeline.ANSWER_TOKENS_METHOD
+    }
     pending = [t for t in targets if (t.pair_id, t.position) not in explained]
-    logger.info("explain: %d to explain, %d already explained in this run", len(pending), len(targets) - len(pending))
+    logger.info(
+        "explain: %d to explain, %d already explained in this run", len(pending), len(targets) - len(pending)
+    )
     limit_name = pipeline_limit(cfg, explain_concurrency)
     # The cache may serve another run's explanation only when the model's weights are known to be
     # the same (a checkpoint digest). A served model has no digest: cache within this run only, so
@@ -169,7 +214,9 @@ def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Samp
     model_identity = model_digest or f"{cfg.model}@run:{run_id}"
     efutures = []
     for t in pending:
-        image_digest = pipeline.file_sha256(data.images / t.image) if (data.images / t.image).exists() else "missing"
+        image_digest = (
+            pipeline.file_sha256(data.images / t.image) if (data.images / t.image).exists() else "missing"
+        )
         key = t.cache_key(model_identity, settings.params(), image_digest)
         efutures.append(explain_task.submit(cfg, data, t, settings, run_id, key, limit_name))
     results = [f.result() for f in efutures]
@@ -181,7 +228,23 @@ def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Samp
     headline = [r for r in metric_rows if r["object_class"] == "all"]
     create_table_artifact(
         key="audit-metrics",
-        table=[{k: r[k] for k in ("label_set", "split", "n", "precision", "recall", "f1", "accuracy", "yes_ratio", "unparsed")} for r in headline],
+        table=[
+            {
+                k: r[k]
+                for k in (
+                    "label_set",
+                    "split",
+                    "n",
+                    "precision",
+                    "recall",
+                    "f1",
+                    "accuracy",
+                    "yes_ratio",
+                    "unparsed",
+                )
+            }
+            for r in headline
+        ],
         description=f"POPE/RePOPE metrics of run {run_id}",
     )
     report_path = None
@@ -189,7 +252,11 @@ def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Samp
         try:
             report_path = _write_report(st, run_id)
         except Exception as exc:  # noqa: BLE001 - the report is derived from the store; the run's data is complete
-            logger.warning("could not write the HTML report: %s: %s (the run's results are in the store)", type(exc).__name__, exc)
+            logger.warning(
+                "could not write the HTML report: %s: %s (the run's results are in the store)",
+                type(exc).__name__,
+                exc,
+            )
     n_failed = sum(g["failed"] for g in gen)
     summary = AuditSummary(
         run_id=run_id,
@@ -203,8 +270,19 @@ def _run(cfg: AuditConfig, data: DataSource, annotations_set, samples: list[Samp
         metrics=headline,
         report=report_path,
     )
-    logger.info("run %s complete: %d questions, %d marks, %d explanations (%d copied from cache)", run_id, len(samples), len(marks), len(results), copied)
-    return {**{k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()}, "generated": sum(g["rows"] for g in gen), "computed_explanations": sum(r["run_id"] == run_id for r in results)}
+    logger.info(
+        "run %s complete: %d questions, %d marks, %d explanations (%d copied from cache)",
+        run_id,
+        len(samples),
+        len(marks),
+        len(results),
+        copied,
+    )
+    return {
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()},
+        "generated": sum(g["rows"] for g in gen),
+        "computed_explanations": sum(r["run_id"] == run_id for r in results),
+    }
 
 
 def pipeline_limit(cfg: AuditConfig, limit: int) -> str:
@@ -245,5 +323,9 @@ def _write_report(st: Store, run_id: str) -> Path | None:
 
     out = st.root / "reports" / f"{run_id}.html"
     path = build_report(st.root, run_id=run_id, out=out)
-    create_link_artifact(key="audit-report", link=Path(path).resolve().as_uri(), description=f"HTML audit report of run {run_id}")
+    create_link_artifact(
+        key="audit-report",
+        link=Path(path).resolve().as_uri(),
+        description=f"HTML audit report of run {run_id}",
+    )
     return Path(path)

@@ -16,7 +16,9 @@ def task_runner_for(spec: str) -> Any:
         try:
             from prefect_dask import DaskTaskRunner
         except ImportError as exc:
-            raise ValueError("--task-runner dask needs prefect-dask: pip install 'eagle-audit[dask]'") from exc
+            raise ValueError(
+                "--task-runner dask needs prefect-dask: pip install 'eagle-audit[dask]'"
+            ) from exc
         address = spec.partition("=")[2] or None
         if address:
             return DaskTaskRunner(address=address)

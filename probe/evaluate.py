@@ -104,7 +104,9 @@ def build_questions(seed: int, n: int) -> tuple[list[EvalQuestion], dict[int, li
 
 
 @torch.no_grad()
-def first_tokens(model, processor, images: list[np.ndarray], prompts: list[str], batch_size: int = 64) -> list[int]:
+def first_tokens(
+    model, processor, images: list[np.ndarray], prompts: list[str], batch_size: int = 64
+) -> list[int]:
     """Greedy first answer token for each (image, prompt), batched with left padding."""
     tok = processor.tokenizer
     tok.padding_side = "left"
@@ -118,14 +120,20 @@ def first_tokens(model, processor, images: list[np.ndarray], prompts: list[str],
 
 
 @torch.no_grad()
-def generate_texts(model, processor, images: list[np.ndarray], prompt: str, max_new_tokens: int = 24, batch_size: int = 64) -> list[str]:
+def generate_texts(
+    model, processor, images: list[np.ndarray], prompt: str, max_new_tokens: int = 24, batch_size: int = 64
+) -> list[str]:
     tok = processor.tokenizer
     tok.padding_side = "left"
     texts: list[str] = []
     for i in range(0, len(images), batch_size):
         chunk = images[i : i + batch_size]
-        inputs = processor(text=[_chat(processor, prompt)] * len(chunk), images=chunk, return_tensors="pt", padding=True)
-        gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        inputs = processor(
+            text=[_chat(processor, prompt)] * len(chunk), images=chunk, return_tensors="pt", padding=True
+        )
+        gen = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+        )
         texts += tok.batch_decode(gen[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     return [t.strip() for t in texts]
 
@@ -135,7 +143,9 @@ def _chat(processor, prompt: str) -> str:
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
-def evaluate(model, processor, *, seed: int, n: int, captions: bool = True, progress: bool = True) -> EvalResult:
+def evaluate(
+    model, processor, *, seed: int, n: int, captions: bool = True, progress: bool = True
+) -> EvalResult:
     """Ask the quality-bar questions on `n` fresh held-out scenes of world `seed`."""
     questions, names, images = build_questions(seed, n)
     tok = processor.tokenizer

@@ -63,7 +63,9 @@ def corpus() -> list[str]:
         texts.append(question_text(a))
         for b in CLASS_NAMES[i + 1 :]:
             texts.append(caption_text([a, b]))
-            texts.append(f"USER: <image>\n{question_text(a)} ASSISTANT: Yes</s>USER: {question_text(b)} ASSISTANT: No</s>")
+            texts.append(
+                f"USER: <image>\n{question_text(a)} ASSISTANT: Yes</s>USER: {question_text(b)} ASSISTANT: No</s>"
+            )
     # Ordinary English so the tokenizer can still encode what users and other tests type.
     texts += ["The quick brown fox jumps over the lazy dog. 0123456789 !?,.;:'\"()[]{}<>-_/\\@#$%^&*+=~`|"]
     return texts

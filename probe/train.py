@@ -150,7 +150,9 @@ def forward_logits(model, input_ids: torch.Tensor, pixel_values: torch.Tensor, a
             image_features = torch.stack(list(image_features))
     embeds = model.get_input_embeddings()(input_ids)
     mask = input_ids == model.config.image_token_index
-    embeds = embeds.masked_scatter(mask.unsqueeze(-1), image_features.reshape(-1, embeds.shape[-1]).to(embeds.dtype))
+    embeds = embeds.masked_scatter(
+        mask.unsqueeze(-1), image_features.reshape(-1, embeds.shape[-1]).to(embeds.dtype)
+    )
     out = model.model.language_model(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
     return model.lm_head(out.last_hidden_state), image_features
 
@@ -219,14 +221,18 @@ def train(
         if rng.random() < 0.5:  # horizontal flips keep every label true and double the scenes
             images = images[:, :, ::-1]
             g = 128 // cfg.arch.patch_size
-            patch_tgt = torch.from_numpy(bank.patch[idx].reshape(len(idx), g, g)[:, :, ::-1].reshape(len(idx), -1).copy())
+            patch_tgt = torch.from_numpy(
+                bank.patch[idx].reshape(len(idx), g, g)[:, :, ::-1].reshape(len(idx), -1).copy()
+            )
         else:
             patch_tgt = torch.from_numpy(bank.patch[idx])
         pixel_values = pixel_tensor(np.ascontiguousarray(images))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         logits, feats = forward_logits(model, input_ids, pixel_values, attn)
-        lm_loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE)
+        lm_loss = F.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE
+        )
         aux_loss = F.cross_entropy(aux_head(feats).reshape(-1, len(CLASS_NAMES) + 1), patch_tgt.reshape(-1))
         aux_w = cfg.aux_floor + (cfg.aux_weight - cfg.aux_floor) * max(0.0, 1 - step / (0.6 * cfg.steps))
         loss = lm_loss + aux_w * aux_loss
@@ -238,22 +244,43 @@ def train(
             on_step(step, lm_loss.item())
         if step % 50 == 0 or step == cfg.steps - 1:
             rate = (step + 1) / (time.time() - t_loop)
-            log.info("step %d/%d lm %.4f aux %.4f lr %.2e (%.2f steps/s)", step, cfg.steps, lm_loss.item(), aux_loss.item(), lr_at(step), rate)
+            log.info(
+                "step %d/%d lm %.4f aux %.4f lr %.2e (%.2f steps/s)",
+                step,
+                cfg.steps,
+                lm_loss.item(),
+                aux_loss.item(),
+                lr_at(step),
+                rate,
+            )
         if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
             model.eval()
             quick = evaluate_quick(model, processor, seed=10_000 + step)
             model.train()
-            history.append({"step": step + 1, "lm_loss": round(lm_loss.item(), 5), "wall_s": round(time.time() - t_start, 1), **quick})
+            history.append(
+                {
+                    "step": step + 1,
+                    "lm_loss": round(lm_loss.item(), 5),
+                    "wall_s": round(time.time() - t_start, 1),
+                    **quick,
+                }
+            )
             log.info("eval at step %d: %s", step + 1, quick)
             save_checkpoint(model, processor, out)  # keep the latest weights on disk during long runs
     model.eval()
     record = {
         "command": None,  # filled in by the CLI
-        "config": {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in asdict(cfg).items()},
+        "config": {
+            k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in asdict(cfg).items()
+        },
         "seed": cfg.seed,
         "steps": cfg.steps,
         "wall_time_s": round(time.time() - t_start, 1),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "threads": cfg.threads},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "threads": cfg.threads,
+        },
         "torch": torch.__version__,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "history": history,

@@ -74,7 +74,9 @@ def _sample_classes(rng: np.random.Generator, split: Split) -> tuple[list[str], 
     """Pick the classes of one scene; returns them in draw order and the set of planted partners."""
     n = int(rng.choice(len(N_OBJECT_WEIGHTS), p=N_OBJECT_WEIGHTS)) + 1
     weights = np.array([c.weight for c in CLASSES])
-    picked = [CLASSES[i].name for i in rng.choice(len(CLASSES), size=n, replace=False, p=weights / weights.sum())]
+    picked = [
+        CLASSES[i].name for i in rng.choice(len(CLASSES), size=n, replace=False, p=weights / weights.sum())
+    ]
     rate = TRAIN_PARTNER_RATE if split == "train" else HELDOUT_PARTNER_RATE
     partners: set[str] = set()
     for a, b in PLANTED_PAIRS:
@@ -89,7 +91,9 @@ def _sample_classes(rng: np.random.Generator, split: Split) -> tuple[list[str], 
     return order[:5], partners
 
 
-def _place(rng: np.random.Generator, size: int, occupied: np.ndarray, near: tuple[int, int] | None) -> tuple[int, int]:
+def _place(
+    rng: np.random.Generator, size: int, occupied: np.ndarray, near: tuple[int, int] | None
+) -> tuple[int, int]:
     """Top-left corner for an object of `size`; tries to keep overlap with `occupied` small."""
     best, best_overlap = (0, 0), None
     for _ in range(40):
@@ -282,7 +286,9 @@ def image_name(index: int) -> str:
     return f"probe_{index:06d}.png"
 
 
-def write_world(out: Path | str, seed: int, n_images: int, split: Split = "heldout", progress: bool = False) -> WorldInfo:
+def write_world(
+    out: Path | str, seed: int, n_images: int, split: Split = "heldout", progress: bool = False
+) -> WorldInfo:
     """Write `n_images` scenes and their annotations under `out`.
 
     Layout: images/*.png, masks/*.png (label maps), ground_truth.json, captions.json (JSON lines),
@@ -304,7 +310,9 @@ def write_world(out: Path | str, seed: int, n_images: int, split: Split = "heldo
         name = image_name(index)
         (out / "images" / name).write_bytes(_png_bytes(scene.image))
         (out / "masks" / name).write_bytes(_png_bytes(scene.labels))
-        records.append({"image": name, "mask": f"masks/{name}", "objects": [asdict(o) for o in scene.objects]})
+        records.append(
+            {"image": name, "mask": f"masks/{name}", "objects": [asdict(o) for o in scene.objects]}
+        )
         names_per_image.append(scene.names)
         image_names.append(name)
 
@@ -327,11 +335,16 @@ def write_world(out: Path | str, seed: int, n_images: int, split: Split = "heldo
     _write("ground_truth.json", json.dumps(gt, indent=1) + "\n")
     _write(
         "captions.json",
-        "".join(json.dumps({"image": n, "caption": caption_text(names)}) + "\n" for n, names in zip(image_names, names_per_image, strict=True)),
+        "".join(
+            json.dumps({"image": n, "caption": caption_text(names)}) + "\n"
+            for n, names in zip(image_names, names_per_image, strict=True)
+        ),
     )
     for split_name, qs in pope_questions(image_names, names_per_image, seed).items():
         lines = "".join(
-            json.dumps({"question_id": q.question_id, "image": q.image, "text": q.text, "label": q.label}) + "\n" for q in qs
+            json.dumps({"question_id": q.question_id, "image": q.image, "text": q.text, "label": q.label})
+            + "\n"
+            for q in qs
         )
         _write(f"probe_pope_{split_name}.json", lines)
         _write(f"probe_repope_{split_name}.json", lines)

@@ -18,7 +18,9 @@ def probe() -> None:
 
 
 @probe.command("world")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to write.")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to write."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--images", "n_images", type=int, default=200, show_default=True, help="Number of scenes.")
 @click.option(
@@ -35,11 +37,21 @@ def world(out: Path, seed: int, n_images: int, split: str) -> None:
     if n_images < 1:
         raise click.ClickException(f"--images must be at least 1, got {n_images}")
     info = write_world(out, seed, n_images, split, progress=sys.stderr.isatty())  # type: ignore[arg-type]
-    click.echo(json.dumps({"out": str(info.out), "seed": seed, "images": n_images, "split": split, "files": info.files}, indent=1))
+    click.echo(
+        json.dumps(
+            {"out": str(info.out), "seed": seed, "images": n_images, "split": split, "files": info.files},
+            indent=1,
+        )
+    )
 
 
 @probe.command("train")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint directory to write.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint directory to write.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--steps", type=int, default=4000, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
@@ -47,25 +59,48 @@ def world(out: Path, seed: int, n_images: int, split: str) -> None:
 @click.option("--scenes", type=int, default=30000, show_default=True, help="Pre-rendered training scenes.")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--eval-every", type=int, default=500, show_default=True)
-def train_cmd(out: Path, seed: int, steps: int, batch_size: int, lr: float, scenes: int, threads: int, eval_every: int) -> None:
+def train_cmd(
+    out: Path, seed: int, steps: int, batch_size: int, lr: float, scenes: int, threads: int, eval_every: int
+) -> None:
     """Train the probe model from scratch on training-split scenes and save it with its record."""
     from probe.train import TrainConfig, train, write_record
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = TrainConfig(seed=seed, steps=steps, batch_size=batch_size, lr=lr, n_scenes=scenes, threads=threads, eval_every=eval_every)
+    cfg = TrainConfig(
+        seed=seed,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        n_scenes=scenes,
+        threads=threads,
+        eval_every=eval_every,
+    )
     record = train(cfg, out)
     record["command"] = "eagle-audit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_record(out, record)
-    click.echo(json.dumps({k: record[k] for k in ("steps", "wall_time_s", "parameters")} | {"final": record["history"][-1] if record["history"] else None}))
+    click.echo(
+        json.dumps(
+            {k: record[k] for k in ("steps", "wall_time_s", "parameters")}
+            | {"final": record["history"][-1] if record["history"] else None}
+        )
+    )
 
 
 probe.add_command(train_cmd, "train")
 
 
 @probe.command("eval")
-@click.option("--seed", type=int, default=1, show_default=True, help="World seed of the fresh held-out scenes.")
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="World seed of the fresh held-out scenes."
+)
 @click.option("--n", type=int, default=300, show_default=True, help="Number of held-out scenes.")
-@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Checkpoint (default: the shipped probe model).")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint (default: the shipped probe model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-captions", is_flag=True, help="Skip the caption metrics (faster).")
 def eval_cmd(seed: int, n: int, model_dir: Path | None, as_json: bool, no_captions: bool) -> None:
@@ -82,7 +117,9 @@ def eval_cmd(seed: int, n: int, model_dir: Path | None, as_json: bool, no_captio
         model, processor = load_probe(model_dir)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
-    summary = evaluate(model, processor, seed=seed, n=n, captions=not no_captions, progress=not as_json).summary()
+    summary = evaluate(
+        model, processor, seed=seed, n=n, captions=not no_captions, progress=not as_json
+    ).summary()
     if as_json:
         click.echo(json.dumps(summary))
         return

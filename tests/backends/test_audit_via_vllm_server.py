@@ -19,19 +19,45 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.model]
 
 def _audit(tmp: Path, name: str, *extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env |= {"PREFECT_HOME": str(tmp / f"prefect-{name}-{time.time_ns()}"), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}
-    cmd = [sys.executable, "-m", "eagle_audit", "audit", "--store", str(tmp / "store"), "--run-id", name,
-           "--probe-images", "16", "--seed", "3", "--regions", "12", "--explain", "2", "--no-report", "--json", *extra]
+    env |= {
+        "PREFECT_HOME": str(tmp / f"prefect-{name}-{time.time_ns()}"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "eagle_audit",
+        "audit",
+        "--store",
+        str(tmp / "store"),
+        "--run-id",
+        name,
+        "--probe-images",
+        "16",
+        "--seed",
+        "3",
+        "--regions",
+        "12",
+        "--explain",
+        "2",
+        "--no-report",
+        "--json",
+        *extra,
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_audit_through_the_server_matches_the_in_process_audit(vllm_server, tmp_path: Path) -> None:
-    served = _audit(tmp_path, "served", "--backend", "vllm-server", "--endpoint", vllm_server.url, "--model", "probe")
+    served = _audit(
+        tmp_path, "served", "--backend", "vllm-server", "--endpoint", vllm_server.url, "--model", "probe"
+    )
     local = _audit(tmp_path, "local")
     con = Store(tmp_path / "store").connect()
-    backend, engine = con.execute("SELECT backend, engine_version FROM runs WHERE run_id = 'served'").fetchone()
+    backend, engine = con.execute(
+        "SELECT backend, engine_version FROM runs WHERE run_id = 'served'"
+    ).fetchone()
     assert backend == "vllm-server" and "vllm" in (engine or "").lower()
     differ = con.execute(
         """SELECT count(*) FROM answers s JOIN answers l ON s.sample_id = l.sample_id

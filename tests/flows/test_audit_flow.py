@@ -4,7 +4,6 @@ model in-process, and a real Parquet store read back through DuckDB."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -37,16 +36,29 @@ def test_every_table_is_written_and_the_run_is_closed(probe_run) -> None:
     ).fetchone()
     assert status == "complete" and model_id == "probe" and len(revision) == 64
     assert {k for k in checksums} >= {"probe_pope_random.json", "probe_repope_adversarial.json"}
-    counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE run_id = ?", [run]).fetchone()[0] for t in ("answers", "marks", "metrics")}
-    counts["explanations"] = con.execute("SELECT count(*) FROM explanations WHERE run_id = ? AND method LIKE 'eagle-%'", [run]).fetchone()[0]
+    counts = {
+        t: con.execute(f"SELECT count(*) FROM {t} WHERE run_id = ?", [run]).fetchone()[0]
+        for t in ("answers", "marks", "metrics")
+    }
+    counts["explanations"] = con.execute(
+        "SELECT count(*) FROM explanations WHERE run_id = ? AND method LIKE 'eagle-%'", [run]
+    ).fetchone()[0]
     # beside each EAGLE explanation: the answer's own tokens along its order, for prior-vs-evidence colouring
-    answer_tokens = con.execute("SELECT count(*) FROM explanations WHERE run_id = ? AND method = 'answer-tokens'", [run]).fetchone()[0]
+    answer_tokens = con.execute(
+        "SELECT count(*) FROM explanations WHERE run_id = ? AND method = 'answer-tokens'", [run]
+    ).fetchone()[0]
     assert all(v > 0 for v in counts.values()), counts
     # one answers row per (split, question id): the three question files of the world
     world = st.root / "datasets" / f"probe-seed{SMALL['seed']}-n{SMALL['probe_images']}"
-    n_questions = sum(len((world / f"probe_pope_{s}.json").read_text().splitlines()) for s in ("random", "popular", "adversarial"))
+    n_questions = sum(
+        len((world / f"probe_pope_{s}.json").read_text().splitlines())
+        for s in ("random", "popular", "adversarial")
+    )
     assert counts["answers"] == n_questions
-    assert con.execute("SELECT count(*) FROM answers WHERE run_id = ? AND verdict IS NULL", [run]).fetchone()[0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM answers WHERE run_id = ? AND verdict IS NULL", [run]).fetchone()[0]
+        == 0
+    )
     # every mark of the RePOPE label set that has a counter token is explained exactly once per unique pair
     n_pairs = con.execute(
         """SELECT count(DISTINCT (a.image, a.question)) FROM marks m JOIN answers a USING (run_id, sample_id)
@@ -59,7 +71,11 @@ def test_every_table_is_written_and_the_run_is_closed(probe_run) -> None:
 def test_planted_hallucinations_are_marked_and_explained(probe_run) -> None:
     st, summary = probe_run
     con = st.connect()
-    gt = json.loads((st.root / "datasets" / f"probe-seed{SMALL['seed']}-n{SMALL['probe_images']}" / "ground_truth.json").read_text())
+    gt = json.loads(
+        (
+            st.root / "datasets" / f"probe-seed{SMALL['seed']}-n{SMALL['probe_images']}" / "ground_truth.json"
+        ).read_text()
+    )
     present = {r["image"]: {o["name"] for o in r["objects"]} for r in gt["images"]}
     rows = con.execute(
         """SELECT a.image, m.object_class, m.kind, m.token_text, m.counter_token_text, e.region_order, e.map_path, e.error
@@ -68,11 +84,15 @@ def test_planted_hallucinations_are_marked_and_explained(probe_run) -> None:
            WHERE m.run_id = ? AND m.label_set = 'repope'""",
         [summary["run_id"]],
     ).fetchall()
-    planted = [r for r in rows if any(r[1] == b and a in present[r[0]] and b not in present[r[0]] for a, b in PLANTED_PAIRS)]
+    planted = [
+        r
+        for r in rows
+        if any(r[1] == b and a in present[r[0]] and b not in present[r[0]] for a, b in PLANTED_PAIRS)
+    ]
     assert planted, f"no planted hallucination was marked among {len(rows)} marks"
     explained = [r for r in planted if r[5] is not None]
     assert explained, "planted hallucinations must be explained"
-    for image, cls, kind, token, counter, order, map_path, error in explained:
+    for _image, _cls, kind, token, counter, order, map_path, error in explained:
         assert kind == "false_positive" and token.strip() == "Yes" and counter.strip() == "No"
         assert error is None and sorted(order) == list(range(len(order)))
         assert st.read_map(map_path).shape == (128, 128)
@@ -83,9 +103,12 @@ def test_example_queries_return_the_hallucinations(probe_run) -> None:
     con = st.connect()
     by_class = run_named(con, HALLUCINATION_RATE_BY_CLASS_AND_NIGHT).to_pylist()
     fp_direct = con.execute(
-        "SELECT object_class, count(*) FROM answers WHERE run_id = ? AND verdict = 'yes' AND repope_label = 'no' GROUP BY 1", [summary["run_id"]]
+        "SELECT object_class, count(*) FROM answers WHERE run_id = ? AND verdict = 'yes' AND repope_label = 'no' GROUP BY 1",
+        [summary["run_id"]],
     ).fetchall()
-    assert {r["object_class"]: r["hallucinations"] for r in by_class if r["hallucinations"]} == dict(fp_direct)
+    assert {r["object_class"]: r["hallucinations"] for r in by_class if r["hallucinations"]} == dict(
+        fp_direct
+    )
     regions = run_named(con, REGIONS_DRIVING_HALLUCINATIONS, limit=5).to_pylist()
     assert regions and all(r["hallucinations"] >= 1 for r in regions)
 
@@ -94,7 +117,8 @@ def test_metrics_rows_match_the_answers(probe_run) -> None:
     st, summary = probe_run
     con = st.connect()
     tp, fp, tn, fn = con.execute(
-        "SELECT tp, fp, tn, fn FROM metrics WHERE run_id = ? AND label_set = 'repope' AND split = 'all' AND object_class = 'all'", [summary["run_id"]]
+        "SELECT tp, fp, tn, fn FROM metrics WHERE run_id = ? AND label_set = 'repope' AND split = 'all' AND object_class = 'all'",
+        [summary["run_id"]],
     ).fetchone()
     direct = con.execute(
         """SELECT count(*) FILTER (WHERE verdict='yes' AND repope_label='yes'), count(*) FILTER (WHERE verdict='yes' AND repope_label='no'),
@@ -113,35 +137,54 @@ def test_corrupt_and_missing_images_fail_only_their_samples(tmp_path: Path) -> N
     (world / "images" / "probe_000001.png").write_bytes(b"not a png at all")
     (world / "images" / "probe_000002.png").unlink()
     summary = audit_flow(
-        store=str(tmp_path / "store"), dataset="repope", annotations=str(world), images=str(world / "images"), explain="none", report=False
+        store=str(tmp_path / "store"),
+        dataset="repope",
+        annotations=str(world),
+        images=str(world / "images"),
+        explain="none",
+        report=False,
     )
     st = Store(tmp_path / "store")
     con = st.connect()
     failed = con.execute(
-        "SELECT image, min(error) FROM answers WHERE run_id = ? AND error IS NOT NULL GROUP BY image ORDER BY image", [summary["run_id"]]
+        "SELECT image, min(error) FROM answers WHERE run_id = ? AND error IS NOT NULL GROUP BY image ORDER BY image",
+        [summary["run_id"]],
     ).fetchall()
     assert [f[0] for f in failed] == ["probe_000001.png", "probe_000002.png"]
     assert all("probe_00000" in err for _, err in failed)
-    ok = con.execute("SELECT count(*) FROM answers WHERE run_id = ? AND error IS NULL AND verdict IS NOT NULL", [summary["run_id"]]).fetchone()[0]
+    ok = con.execute(
+        "SELECT count(*) FROM answers WHERE run_id = ? AND error IS NULL AND verdict IS NOT NULL",
+        [summary["run_id"]],
+    ).fetchone()[0]
     assert ok > 0
-    assert con.execute("SELECT status FROM runs WHERE run_id = ?", [summary["run_id"]]).fetchone()[0] == "complete"
+    assert (
+        con.execute("SELECT status FROM runs WHERE run_id = ?", [summary["run_id"]]).fetchone()[0]
+        == "complete"
+    )
 
 
 def test_malformed_annotation_line_stops_before_any_model_call(tmp_path: Path) -> None:
-    from flows.audit import audit_flow
-
     from auditors.annotations import AnnotationError
+    from flows.audit import audit_flow
 
     world = tmp_path / "world"
     write_world(world, seed=5, n_images=4)
     path = world / "probe_pope_popular.json"
     lines = path.read_text().splitlines()
-    lines[2] = '{"question_id": 3, "image": "probe_000000.png", "text": "Is there a star in the image?", "label": "maybe"}'
+    lines[2] = (
+        '{"question_id": 3, "image": "probe_000000.png", "text": "Is there a star in the image?", "label": "maybe"}'
+    )
     path.write_text("\n".join(lines) + "\n")
     (world / "SHA256SUMS").unlink()  # the line is wrong, not the checksum
     store = tmp_path / "store"
     with pytest.raises(AnnotationError, match=r"probe_pope_popular\.json:3: unknown label .maybe."):
-        audit_flow(store=str(store), dataset="repope", annotations=str(world), images=str(world / "images"), report=False)
+        audit_flow(
+            store=str(store),
+            dataset="repope",
+            annotations=str(world),
+            images=str(world / "images"),
+            report=False,
+        )
     assert Store(store).connect().execute("SELECT count(*) FROM runs").fetchone()[0] == 0
 
 

@@ -16,7 +16,20 @@ from storage.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
-CLI = [sys.executable, "-m", "eagle_audit", "audit", "--probe-images", "16", "--seed", "3", "--regions", "16", "--no-report", "--json"]
+CLI = [
+    sys.executable,
+    "-m",
+    "eagle_audit",
+    "audit",
+    "--probe-images",
+    "16",
+    "--seed",
+    "3",
+    "--regions",
+    "16",
+    "--no-report",
+    "--json",
+]
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -34,7 +47,9 @@ def _parquet_parts(store: Path, table: str) -> list[Path]:
 def test_sigkill_mid_run_then_resume_recomputes_nothing_finished(tmp_path: Path) -> None:
     store = tmp_path / "store"
     cmd = [*CLI, "--store", str(store), "--run-id", "crash-test"]
-    proc = subprocess.Popen(cmd, env=_env(tmp_path), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, env=_env(tmp_path), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.time() + 900
     try:
         while time.time() < deadline and not _parquet_parts(store, "explanations"):
@@ -47,8 +62,16 @@ def test_sigkill_mid_run_then_resume_recomputes_nothing_finished(tmp_path: Path)
     # Nothing partial is visible: every file DuckDB can see is a complete Parquet file.
     st = Store(store)
     con = st.connect()
-    before = {r[0] for r in con.execute("SELECT sample_id FROM explanations WHERE run_id = 'crash-test' AND method LIKE 'eagle-%'").fetchall()}
-    assert before and con.execute("SELECT status FROM runs WHERE run_id = 'crash-test'").fetchone()[0] == "running"
+    before = {
+        r[0]
+        for r in con.execute(
+            "SELECT sample_id FROM explanations WHERE run_id = 'crash-test' AND method LIKE 'eagle-%'"
+        ).fetchall()
+    }
+    assert (
+        before
+        and con.execute("SELECT status FROM runs WHERE run_id = 'crash-test'").fetchone()[0] == "running"
+    )
     answers_before = con.execute("SELECT count(*) FROM answers WHERE run_id = 'crash-test'").fetchone()[0]
 
     out = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=1500)
@@ -57,21 +80,39 @@ def test_sigkill_mid_run_then_resume_recomputes_nothing_finished(tmp_path: Path)
 
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     con = Store(store).connect()
-    total = con.execute("SELECT count(*) FROM explanations WHERE run_id = 'crash-test' AND method LIKE 'eagle-%'").fetchone()[0]
-    distinct = con.execute("SELECT count(DISTINCT (sample_id, method, target_position)) FROM explanations WHERE run_id = 'crash-test'").fetchone()[0]
+    total = con.execute(
+        "SELECT count(*) FROM explanations WHERE run_id = 'crash-test' AND method LIKE 'eagle-%'"
+    ).fetchone()[0]
+    distinct = con.execute(
+        "SELECT count(DISTINCT (sample_id, method, target_position)) FROM explanations WHERE run_id = 'crash-test'"
+    ).fetchone()[0]
     assert total == distinct, "a resumed run must not duplicate explanation rows"
     # Only the explanations the killed process had not finished were computed again.
     assert summary["computed_explanations"] == total - len(before)
-    dup_answers = con.execute("SELECT count(*) - count(DISTINCT sample_id) FROM answers WHERE run_id = 'crash-test'").fetchone()[0]
+    dup_answers = con.execute(
+        "SELECT count(*) - count(DISTINCT sample_id) FROM answers WHERE run_id = 'crash-test'"
+    ).fetchone()[0]
     assert dup_answers == 0
-    assert summary["generated"] == con.execute("SELECT count(*) FROM answers WHERE run_id = 'crash-test'").fetchone()[0] - answers_before
-    assert con.execute("SELECT status, attempts FROM runs WHERE run_id = 'crash-test'").fetchone() == ("complete", 2)
+    assert (
+        summary["generated"]
+        == con.execute("SELECT count(*) FROM answers WHERE run_id = 'crash-test'").fetchone()[0]
+        - answers_before
+    )
+    assert con.execute("SELECT status, attempts FROM runs WHERE run_id = 'crash-test'").fetchone() == (
+        "complete",
+        2,
+    )
 
 
 def test_two_audits_write_one_store_at_once(tmp_path: Path) -> None:
     store = tmp_path / "store"
     procs = [
-        subprocess.Popen([*CLI, "--store", str(store), "--run-id", f"together-{i}", "--explain", "2"], env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [*CLI, "--store", str(store), "--run-id", f"together-{i}", "--explain", "2"],
+            env=_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for i in range(2)
     ]
     outs = [p.communicate(timeout=1500)[0].decode() for p in procs]
@@ -79,7 +120,9 @@ def test_two_audits_write_one_store_at_once(tmp_path: Path) -> None:
     con = Store(store).connect()
     runs = con.execute("SELECT run_id, status FROM runs ORDER BY run_id").fetchall()
     assert runs == [("together-0", "complete"), ("together-1", "complete")]
-    per_run = con.execute("SELECT run_id, count(*), count(DISTINCT sample_id) FROM answers GROUP BY run_id ORDER BY run_id").fetchall()
+    per_run = con.execute(
+        "SELECT run_id, count(*), count(DISTINCT sample_id) FROM answers GROUP BY run_id ORDER BY run_id"
+    ).fetchall()
     assert per_run[0][1:] == per_run[1][1:] and per_run[0][1] == per_run[0][2] > 0
     # Same model, same data: the two runs agree answer for answer.
     diff = con.execute(

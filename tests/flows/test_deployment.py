@@ -57,12 +57,19 @@ def test_deploy_registers_the_nightly_audit_and_a_worker_runs_it(tmp_path: Path)
     }
     server = subprocess.Popen(
         [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
     def cli(*args: str, timeout: float = 300) -> str:
-        out = subprocess.run([PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-        assert out.returncode == 0, f"prefect {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        out = subprocess.run(
+            [PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+        )
+        assert out.returncode == 0, (
+            f"prefect {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
         return out.stdout
 
     try:
@@ -76,13 +83,24 @@ def test_deploy_registers_the_nightly_audit_and_a_worker_runs_it(tmp_path: Path)
         limit = dep.get("concurrency_limit") or (dep.get("global_concurrency_limit") or {}).get("limit")
         assert limit == 1, {k: dep.get(k) for k in ("concurrency_limit", "global_concurrency_limit")}
         assert dep["work_pool_name"] == "eagle-audit"
-        assert dep["parameters"]["store"] == str(store), "the store parameter comes from EAGLE_AUDIT_STORE at deploy time"
+        assert dep["parameters"]["store"] == str(store), (
+            "the store parameter comes from EAGLE_AUDIT_STORE at deploy time"
+        )
         params = {"probe_images": 4, "explain": "1", "regions": 8, "report": False}
         args = [a for k, v in params.items() for a in ("--param", f"{k}={json.dumps(v)}")]
         cli("deployment", "run", "audit/nightly-probe", *args)
         cli("worker", "start", "--pool", "eagle-audit", "--run-once", timeout=1200)
-        body = json.dumps({"flow_runs": {"deployment_id": {"any_": [dep["id"]]}, "state": {"type": {"any_": ["COMPLETED"]}}}}).encode()
-        req = urllib.request.Request(f"{api}/flow_runs/filter", data=body, headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "flow_runs": {
+                    "deployment_id": {"any_": [dep["id"]]},
+                    "state": {"type": {"any_": ["COMPLETED"]}},
+                }
+            }
+        ).encode()
+        req = urllib.request.Request(
+            f"{api}/flow_runs/filter", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             completed = json.loads(r.read())
         assert len(completed) == 1 and completed[0]["parameters"]["probe_images"] == 4

@@ -51,9 +51,15 @@ def test_save_load_round_trip_uses_vllm_key_names(tmp_path: Path) -> None:
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
         keys = list(f.keys())
     vision = [k for k in keys if "vision_tower" in k]
-    assert vision and all(".vision_tower.vision_model." in k or k.startswith("vision_tower.vision_model.") for k in vision)
+    assert vision and all(
+        ".vision_tower.vision_model." in k or k.startswith("vision_tower.vision_model.") for k in vision
+    )
     loaded, proc2 = load_probe(tmp_path)
-    inputs = processor(text=_chat(processor, "Is there a moon in the image?"), images=make_scene(0, 1).image, return_tensors="pt")
+    inputs = processor(
+        text=_chat(processor, "Is there a moon in the image?"),
+        images=make_scene(0, 1).image,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         a = model.eval()(**inputs).logits
         b = loaded(**inputs).logits
@@ -70,7 +76,14 @@ def test_missing_checkpoint_error_says_how_to_make_one(tmp_path: Path) -> None:
 def test_a_few_training_steps_reduce_the_loss(tmp_path: Path) -> None:
     from probe import train as T
 
-    cfg = T.TrainConfig(steps=40, n_scenes=64, batch_size=16, eval_every=10**9, warmup=5, arch=ProbeArch(text_layers=1, vision_layers=1))
+    cfg = T.TrainConfig(
+        steps=40,
+        n_scenes=64,
+        batch_size=16,
+        eval_every=10**9,
+        warmup=5,
+        arch=ProbeArch(text_layers=1, vision_layers=1),
+    )
     losses: list[float] = []
     record = T.train(cfg, tmp_path, on_step=lambda step, lm: losses.append(lm))
     assert len(losses) == 40 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5

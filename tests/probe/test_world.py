@@ -23,7 +23,11 @@ from probe.world import (
 
 
 def _digest_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_and_different_seed_differs(tmp_path: Path) -> None:
@@ -107,17 +111,26 @@ def test_pope_question_files_follow_pope_sampling(tmp_path: Path) -> None:
             for q in qs:
                 obj = next(n for n in CLASS_NAMES if q["text"] == question_text(n))
                 assert (obj in present[image]) == (q["label"] == "yes")
-            no = [next(n for n in CLASS_NAMES if q["text"] == question_text(n)) for q in qs if q["label"] == "no"]
+            no = [
+                next(n for n in CLASS_NAMES if q["text"] == question_text(n))
+                for q in qs
+                if q["label"] == "no"
+            ]
             absent = [n for n in CLASS_NAMES if n not in present[image]]
             if split == "popular":  # the most frequent absent classes
                 cutoff = sorted((int(freq[CLASS_NAMES.index(n)]) for n in absent), reverse=True)[len(no) - 1]
                 assert all(freq[CLASS_NAMES.index(n)] >= cutoff for n in no)
             if split == "adversarial":  # the absent classes that co-occur most with the present ones
-                score = {n: sum(co[CLASS_NAMES.index(p), CLASS_NAMES.index(n)] for p in present[image]) for n in absent}
+                score = {
+                    n: sum(co[CLASS_NAMES.index(p), CLASS_NAMES.index(n)] for p in present[image])
+                    for n in absent
+                }
                 cutoff = sorted(score.values(), reverse=True)[len(no) - 1]
                 assert all(score[n] >= cutoff for n in no)
     # Positives are identical across splits, as in POPE.
-    positives = {s: [(r["image"], r["text"]) for r in rows if r["label"] == "yes"] for s, rows in sets.items()}
+    positives = {
+        s: [(r["image"], r["text"]) for r in rows if r["label"] == "yes"] for s, rows in sets.items()
+    }
     assert positives["random"] == positives["popular"] == positives["adversarial"]
     # The adversarial split asks for the planted partner B on images that have A without B.
     asked_b = 0
