@@ -32,7 +32,7 @@ CLASSES: tuple[ObjectClass, ...] = (
     ObjectClass("diamond", (20, 210, 220), 0.9),
     ObjectClass("moon", (245, 130, 20), 0.9),
     ObjectClass("ring", (200, 30, 200), 0.8),
-    ObjectClass("arrow", (15, 15, 15), 0.8),
+    ObjectClass("arrow", (160, 235, 60), 0.8),  # never black: masking fills removed regions with black
     ObjectClass("hexagon", (110, 40, 170), 0.7),
     ObjectClass("bolt", (140, 85, 35), 0.7),
 )
