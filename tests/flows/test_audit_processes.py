@@ -46,19 +46,29 @@ def _parquet_parts(store: Path, table: str) -> list[Path]:
 
 def test_sigkill_mid_run_then_resume_recomputes_nothing_finished(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = [*CLI, "--store", str(store), "--run-id", "crash-test"]
+    # 64 regions: each explanation takes seconds, so the kill lands while several are still to do.
+    cmd = [*CLI, "--store", str(store), "--run-id", "crash-test", "--regions", "64"]
+    log = open(tmp_path / "first-attempt.log", "wb")  # a file, not a pipe nobody reads while it runs
     proc = subprocess.Popen(
-        cmd, env=_env(tmp_path), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        cmd, env=_env(tmp_path), start_new_session=True, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.time() + 900
     try:
         while time.time() < deadline and not _parquet_parts(store, "explanations"):
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            time.sleep(0.2)
+            if proc.poll() is not None:
+                pytest.fail((tmp_path / "first-attempt.log").read_text()[-3000:])
+            time.sleep(0.05)
         assert _parquet_parts(store, "explanations"), "no explanation was written before the deadline"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the audit exited on its own ({proc.returncode}) before the kill"
+    )
     # Nothing partial is visible: every file DuckDB can see is a complete Parquet file.
     st = Store(store)
     con = st.connect()
@@ -80,13 +90,14 @@ def test_sigkill_mid_run_then_resume_recomputes_nothing_finished(tmp_path: Path)
 
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     con = Store(store).connect()
+    rows, distinct = con.execute(
+        """SELECT count(*), count(DISTINCT (sample_id, method, target_position))
+           FROM explanations WHERE run_id = 'crash-test'"""
+    ).fetchone()
+    assert rows == distinct, "a resumed run must not duplicate explanation rows"
     total = con.execute(
         "SELECT count(*) FROM explanations WHERE run_id = 'crash-test' AND method LIKE 'eagle-%'"
     ).fetchone()[0]
-    distinct = con.execute(
-        "SELECT count(DISTINCT (sample_id, method, target_position)) FROM explanations WHERE run_id = 'crash-test'"
-    ).fetchone()[0]
-    assert total == distinct, "a resumed run must not duplicate explanation rows"
     # Only the explanations the killed process had not finished were computed again.
     assert summary["computed_explanations"] == total - len(before)
     dup_answers = con.execute(
