@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from storage.store import Store
@@ -41,7 +42,8 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _parquet_parts(store: Path, table: str) -> list[Path]:
-    return sorted(p for p in (store / table).rglob("*") if p.is_file())
+    """The part files a query can see (a writer's hidden temporary files do not count)."""
+    return sorted(p for p in (store / table).rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
 
 
 def test_sigkill_mid_run_then_resume_recomputes_nothing_finished(tmp_path: Path) -> None:
@@ -69,9 +71,13 @@ def test_sigkill_mid_run_then_resume_recomputes_nothing_finished(tmp_path: Path)
     assert proc.returncode == -signal.SIGKILL, (
         f"the audit exited on its own ({proc.returncode}) before the kill"
     )
-    # Nothing partial is visible: every file DuckDB can see is a complete Parquet file.
+    # Nothing partial is visible: every file DuckDB can see is a complete Parquet file, and a
+    # temporary file the kill interrupted (if any) is not read.
     st = Store(store)
     con = st.connect()
+    hidden = [p for p in (store / "explanations").rglob(".*") if p.is_file()]
+    rows_on_disk = sum(pq.read_metadata(p).num_rows for p in _parquet_parts(store, "explanations"))
+    assert con.execute("SELECT count(*) FROM explanations").fetchone()[0] == rows_on_disk, hidden
     before = {
         r[0]
         for r in con.execute(
