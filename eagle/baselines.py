@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from eagle.attribution import gains, normalise, rank_region_scores
+from eagle.attribution import normalise, rank_region_scores
 from eagle.explanation import Explanation
-from eagle.method import cumulative_areas, score_order
+from eagle.method import explain_order
 from eagle.regions import check_image, check_labels
 from eagle.scoring import RegionScorer
 from eagle.types import LabelMap, RGBImage, Scorer, ScoreRequest
@@ -33,23 +33,18 @@ def _explanation(
     params: dict,
     batch_size: int | None,
 ) -> Explanation:
-    ins, dels, curve_forwards = score_order(scorer, image, labels, request, order, batch_size=batch_size)
-    return Explanation(
+    return explain_order(
+        scorer,
+        image,
+        labels,
+        request,
+        order,
         method=method,
-        order=order,
-        labels=labels.astype(np.int32, copy=False),
-        areas=cumulative_areas(labels, order),
-        insertion=ins,
-        deletion=dels,
-        gains=gains(ins, dels, 1.0, 1.0),
+        batch_size=batch_size,
         region_scores=region_scores,
-        target_ids=request.target_ids,
-        target_positions=request.target_positions,
-        prompt=request.prompt,
-        answer_ids=request.answer_ids,
-        forward_passes=ranking_forwards + curve_forwards,
-        wall_time_s=time.perf_counter() - start,
+        ranking_forwards=ranking_forwards,
         params={**params, "ranking_forward_passes": ranking_forwards},
+        start=start,
     )
 
 

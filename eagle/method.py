@@ -129,32 +129,39 @@ def explain_order(
     lambda1: float = 1.0,
     lambda2: float = 1.0,
     batch_size: int | None = None,
+    region_scores: np.ndarray | None = None,
+    ranking_forwards: int = 0,
+    params: dict | None = None,
+    start: float | None = None,
 ) -> Explanation:
     """An Explanation of `request`'s targets along a given region `order` (no search): its curves,
     gains, map and per-token modality. 2(n+1) images scored.
 
     Used to analyse the answer's own tokens along the order EAGLE found for a counter token (which
-    tokens rest on the image, which on the language prior), and for baselines that rank regions by
-    other means."""
-    start = time.perf_counter()
+    tokens rest on the image, which on the language prior), and by the baselines, which rank
+    regions by other means: they pass their own `region_scores`, the forwards their ranking cost
+    (`ranking_forwards`, added to the count) and the `start` time of that ranking.
+    """
+    start = time.perf_counter() if start is None else start
+    order = np.asarray(order, np.int64)
     insertion, deletion, forwards = score_order(scorer, image, labels, request, order, batch_size=batch_size)
     step_gains = gains(insertion, deletion, lambda1, lambda2)
     return Explanation(
         method=method,
-        order=np.asarray(order, np.int64),
+        order=order,
         labels=labels.astype(np.int32, copy=False),
-        areas=cumulative_areas(labels, np.asarray(order)),
+        areas=cumulative_areas(labels, order),
         insertion=insertion,
         deletion=deletion,
         gains=step_gains,
-        region_scores=eagle_region_scores(np.asarray(order), step_gains),
+        region_scores=eagle_region_scores(order, step_gains) if region_scores is None else region_scores,
         target_ids=request.target_ids,
         target_positions=request.target_positions,
         prompt=request.prompt,
         answer_ids=request.answer_ids,
         lambda1=lambda1,
         lambda2=lambda2,
-        forward_passes=forwards,
+        forward_passes=ranking_forwards + forwards,
         wall_time_s=time.perf_counter() - start,
-        params={"order_from": "given"},
+        params={"order_from": "given"} if params is None else params,
     )
