@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from eagle.backends.shared_prompt_inputs import SharedPromptInputs
 from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class HFBackend:
         self.max_batch_size = max_batch_size
         self.model_id = model_id or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self._prompt_cache: dict[tuple[str, str | None], str] = {}
+        self._shared_inputs = SharedPromptInputs(processor)
         self.forward_passes = 0  # images scored so far (for benchmarks)
 
     @classmethod
@@ -140,6 +142,14 @@ class HFBackend:
         inputs = self.processor(text=texts, images=pil, return_tensors="pt", padding=True)
         return {k: v.to(self.device) for k, v in inputs.items()}
 
+    def _score_inputs(self, text: str, images: RGBBatch) -> dict:
+        """Inputs for one prompt over a chunk of same-size images: the verified pixel-table path
+        when the processor allows it (same tensors, ~20x cheaper), else the processor."""
+        inputs = self._shared_inputs(text, images)
+        if inputs is None:
+            return self._inputs([text] * len(images), images)
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
     def auto_batch_size(self, seq_len: int) -> int:
         """Images per forward within the memory budget, from a rough per-token activation size."""
         if self.batch_size is not None:
@@ -167,7 +177,7 @@ class HFBackend:
         start, step = 0, None
         while start < images.shape[0]:
             chunk = images[start : start + (step or 1)]
-            inputs = self._inputs([text] * len(chunk), chunk)
+            inputs = self._score_inputs(text, chunk)
             if step is None:  # size the batch from the real sequence length
                 step = self.auto_batch_size(inputs["input_ids"].shape[1] + len(prefix))
                 if step > 1:

@@ -20,10 +20,13 @@ def _factory(model: str | None):
     return make
 
 
-def _threads(threads: int) -> None:
+def _threads(threads: int | None) -> int:
+    """Set torch's CPU threads (None keeps torch's default: one per core) and return the count."""
     import torch
 
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 @click.group()
@@ -36,16 +39,19 @@ def bench() -> None:
 @click.option("--images", "n_images", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--regions", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option(
-    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads."
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads for both modes [default: torch's, one per core].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def scoring(model: str | None, n_images: int, regions: int, threads: int, as_json: bool) -> None:
+def scoring(model: str | None, n_images: int, regions: int, threads: int | None, as_json: bool) -> None:
     """Masked-image scoring rate: batched vs one image per forward, side by side."""
     from eagle.benchmarking import bench_scoring
 
-    _threads(threads)
+    used = _threads(threads)
     result = bench_scoring(_factory(model), n_images=n_images, regions=regions)
-    result["threads"] = threads
+    result["threads"] = used
     if as_json:
         click.echo(json.dumps(result))
     else:

@@ -48,6 +48,7 @@ def test_compose_matches_naive_masks_in_uint8():
     sets = [[0, 5], [], list(range(16)), [15]]
     out = compose(image, labels, keep_matrix(sets, 16))
     assert out.dtype == np.uint8 and out.shape == (4, 96, 128, 3)
+    assert out.flags.c_contiguous  # input builders read it fastest in C order
     for b, regions in enumerate(sets):
         naive = np.where(np.isin(labels, regions)[..., None], image, 0)
         np.testing.assert_array_equal(out[b], naive)
