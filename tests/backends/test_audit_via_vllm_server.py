@@ -68,7 +68,8 @@ def test_audit_through_the_server_matches_the_in_process_audit(vllm_server, tmp_
     marks = con.execute("SELECT run_id, count(*) FROM marks GROUP BY run_id ORDER BY run_id").fetchall()
     assert len(marks) == 2 and marks[0][1] == marks[1][1] > 0, marks
     orders = con.execute(
-        """SELECT s.sample_id, s.region_order = l.region_order FROM explanations s JOIN explanations l USING (sample_id, method)
+        """SELECT s.sample_id, s.region_order = l.region_order
+           FROM explanations s JOIN explanations l USING (sample_id, method)
            WHERE s.run_id = 'served' AND l.run_id = 'local' AND s.method LIKE 'eagle-%'"""
     ).fetchall()
     assert orders and served["explained"] == local["explained"] == len(orders)
