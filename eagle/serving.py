@@ -125,12 +125,9 @@ class ManagedServer:
             cmd.append("--disable-uvicorn-access-log")
         return cmd + list(self.extra_args)
 
-    def start(self) -> ManagedServer:
-        if self._proc is not None:
-            raise ServerStartError(f"server for {self.model} is already started at {self.url}")
-        if self.port is None:
-            self.port = free_port(self.host)
-        cmd = self.command()
+    def environment(self) -> dict[str, str]:
+        """The server's environment: this process's, with offline, KV-cache and logging defaults, the
+        thread and executor settings, and `env` on top."""
         env = dict(os.environ)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib))
         env.setdefault("HF_HUB_OFFLINE", "1")
@@ -147,6 +144,15 @@ class ManagedServer:
         env.pop("PYTHONPATH", None)
         env.pop("VIRTUAL_ENV", None)
         env.update(self.env)
+        return env
+
+    def start(self) -> ManagedServer:
+        if self._proc is not None:
+            raise ServerStartError(f"server for {self.model} is already started at {self.url}")
+        if self.port is None:
+            self.port = free_port(self.host)
+        cmd = self.command()
+        env = self.environment()
         if self.log_path is None:
             import tempfile
 

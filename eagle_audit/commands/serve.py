@@ -53,6 +53,18 @@ def setup(venv: Path | None, force: bool) -> None:
 @click.option("--max-model-len", type=click.IntRange(min=64), default=512, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="Compile the model (slower start, faster steps).")
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="OpenMP threads for the model; the rest of the cores serve requests (1 suits 2-4 cores).",
+)
+@click.option(
+    "--worker-process",
+    is_flag=True,
+    help="vLLM's default separate worker process (spin-waits; only worth it with cores to spare).",
+)
+@click.option(
     "--startup-timeout", type=click.IntRange(min=1), default=600, show_default=True, help="Seconds."
 )
 @click.option(
@@ -70,6 +82,8 @@ def probe(
     dtype: str,
     max_model_len: int,
     compile_: bool,
+    threads: int,
+    worker_process: bool,
     startup_timeout: int,
     log_path: Path | None,
 ) -> None:
@@ -95,6 +109,8 @@ def probe(
         dtype=dtype,
         max_model_len=max_model_len,
         enforce_eager=not compile_,
+        omp_threads=threads,
+        single_process_engine=not worker_process,
         startup_timeout_s=startup_timeout,
         log_path=log_path,
     )

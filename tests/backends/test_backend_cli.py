@@ -117,3 +117,22 @@ def test_serve_probe_starts_answers_and_stops_on_ctrl_c(vllm_env, probe_checkpoi
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_managed_server_runs_one_engine_process_with_the_given_threads_unless_asked_otherwise():
+    from eagle.serving import ManagedServer
+
+    small = ManagedServer(model="m", port=8001, python=Path("/usr/bin/python3"))
+    cmd, env = small.command(), small.environment()
+    assert cmd[cmd.index("--distributed-executor-backend") + 1] == "uni"
+    assert "--disable-uvicorn-access-log" in cmd
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0" and env["OMP_NUM_THREADS"] == "1"
+
+    big = ManagedServer(
+        model="m", port=8001, python=Path("/usr/bin/python3"), single_process_engine=False,
+        omp_threads=8, access_log=True, env={"OMP_NUM_THREADS": "6"},
+    )  # fmt: skip
+    cmd, env = big.command(), big.environment()
+    assert "--distributed-executor-backend" not in cmd and "--disable-uvicorn-access-log" not in cmd
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in env or env["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0"
+    assert env["OMP_NUM_THREADS"] == "6"  # an explicit env wins
