@@ -74,7 +74,8 @@ class AuditConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose 'probe' or 'repope'")
         if self.dataset == "repope" and (self.annotations is None or self.images is None):
             raise ValueError(
-                "--dataset repope needs --annotations DIR (the POPE/RePOPE files) and --images DIR (COCO val2014)"
+                "--dataset repope needs --annotations DIR (the POPE/RePOPE files) "
+                "and --images DIR (COCO val2014)"
             )
         bad = [s for s in self.splits if s not in SPLITS]
         if bad:

@@ -32,7 +32,9 @@ class EvalQuestion:
     scene: int
     obj: str
     label: str  # "yes" | "no"
-    kind: str  # "unbiased" | "planted" (B asked with A present, B absent) | "planted_class" (other planted-class questions)
+    # "unbiased" | "planted" (B asked with A present, B absent) | "planted_class" (other
+    # planted-class questions)
+    kind: str
 
 
 @dataclass(kw_only=True)

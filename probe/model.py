@@ -64,7 +64,8 @@ def corpus() -> list[str]:
         for b in CLASS_NAMES[i + 1 :]:
             texts.append(caption_text([a, b]))
             texts.append(
-                f"USER: <image>\n{question_text(a)} ASSISTANT: Yes</s>USER: {question_text(b)} ASSISTANT: No</s>"
+                f"USER: <image>\n{question_text(a)} ASSISTANT: Yes</s>"
+                f"USER: {question_text(b)} ASSISTANT: No</s>"
             )
     # Ordinary English so the tokenizer can still encode what users and other tests type.
     texts += ["The quick brown fox jumps over the lazy dog. 0123456789 !?,.;:'\"()[]{}<>-_/\\@#$%^&*+=~`|"]
@@ -203,7 +204,8 @@ def save_checkpoint(model, processor, out: Path | str, record: dict | None = Non
 
 
 def load_probe(path: Path | str | None = None, device: str = "cpu"):
-    """Load a probe checkpoint (default: the one shipped in the package) offline; returns (model, processor)."""
+    """Load a probe checkpoint (default: the one shipped in the package) offline; returns
+    (model, processor)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoProcessor, LlavaForConditionalGeneration

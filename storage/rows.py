@@ -15,6 +15,21 @@ from storage.schemas import schema_for, with_metadata
 # String columns that hold JSON objects: dicts given for them are serialised (sorted keys).
 JSON_COLUMNS = {("runs", "decoding"), ("runs", "config"), ("explanations", "params")}
 
+# The confusion-count and rate fields of a metrics row, in schema order.
+_CONFUSION_FIELDS = (
+    "n",
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+    "unparsed",
+    "precision",
+    "recall",
+    "f1",
+    "accuracy",
+    "yes_ratio",
+)
+
 Rows = pa.Table | pa.RecordBatch | Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]]
 
 
@@ -217,7 +232,7 @@ def metrics_row(
         "split": split,
         "label_set": label_set,
         "object_class": object_class,
-        **{k: getattr(c, k) for k in ("n", "tp", "fp", "tn", "fn", "unparsed", "precision", "recall", "f1", "accuracy", "yes_ratio")},
+        **{k: getattr(c, k) for k in _CONFUSION_FIELDS},
         "accuracy_se": accuracy_se,
         "extra": dict(extra) if extra else None,
     }

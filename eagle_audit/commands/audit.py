@@ -149,7 +149,8 @@ def _print_summary(summary: dict) -> None:
 
     console = Console()
     table = Table(
-        title=f"run {summary['run_id']}: {summary['questions']} questions, {summary['marks']} marked tokens, {summary['explained']} explanations"
+        title=f"run {summary['run_id']}: {summary['questions']} questions, "
+        f"{summary['marks']} marked tokens, {summary['explained']} explanations"
     )
     for col in ("labels", "split", "n", "precision", "recall", "f1", "accuracy", "yes ratio", "unparsed"):
         table.add_column(col, justify="right")
@@ -166,7 +167,8 @@ def _print_summary(summary: dict) -> None:
     if summary.get("report"):
         console.print(f"report: {summary['report']}")
     console.print(
-        f"query:  eagle-audit query --store {summary['store']} \"SELECT * FROM metrics WHERE run_id = '{summary['run_id']}'\""
+        f"query:  eagle-audit query --store {summary['store']} "
+        f"\"SELECT * FROM metrics WHERE run_id = '{summary['run_id']}'\""
     )
 
 

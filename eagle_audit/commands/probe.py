@@ -144,7 +144,8 @@ def eval_cmd(seed: int, n: int, model_dir: Path | None, as_json: bool, no_captio
         table.add_row(key, f"{value:.3f}", f"{op} {bar}", "yes" if ok else "NO")
     Console().print(table)
     click.echo(
-        f"{summary['n_questions_unbiased']} unbiased questions, {summary['n_planted']} planted-pair questions, "
+        f"{summary['n_questions_unbiased']} unbiased questions, "
+        f"{summary['n_planted']} planted-pair questions, "
         f"{summary['n_other_absent']} other absent-object questions"
     )
 

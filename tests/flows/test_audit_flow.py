@@ -78,9 +78,11 @@ def test_planted_hallucinations_are_marked_and_explained(probe_run) -> None:
     )
     present = {r["image"]: {o["name"] for o in r["objects"]} for r in gt["images"]}
     rows = con.execute(
-        """SELECT a.image, m.object_class, m.kind, m.token_text, m.counter_token_text, e.region_order, e.map_path, e.error
+        """SELECT a.image, m.object_class, m.kind, m.token_text, m.counter_token_text,
+                  e.region_order, e.map_path, e.error
            FROM marks m JOIN answers a USING (run_id, sample_id)
-           LEFT JOIN explanations e ON e.run_id = m.run_id AND e.sample_id = m.sample_id AND e.method LIKE 'eagle-%'
+           LEFT JOIN explanations e
+             ON e.run_id = m.run_id AND e.sample_id = m.sample_id AND e.method LIKE 'eagle-%'
            WHERE m.run_id = ? AND m.label_set = 'repope'""",
         [summary["run_id"]],
     ).fetchall()
@@ -103,7 +105,8 @@ def test_example_queries_return_the_hallucinations(probe_run) -> None:
     con = st.connect()
     by_class = run_named(con, HALLUCINATION_RATE_BY_CLASS_AND_NIGHT).to_pylist()
     fp_direct = con.execute(
-        "SELECT object_class, count(*) FROM answers WHERE run_id = ? AND verdict = 'yes' AND repope_label = 'no' GROUP BY 1",
+        "SELECT object_class, count(*) FROM answers"
+        " WHERE run_id = ? AND verdict = 'yes' AND repope_label = 'no' GROUP BY 1",
         [summary["run_id"]],
     ).fetchall()
     assert {r["object_class"]: r["hallucinations"] for r in by_class if r["hallucinations"]} == dict(
@@ -117,12 +120,15 @@ def test_metrics_rows_match_the_answers(probe_run) -> None:
     st, summary = probe_run
     con = st.connect()
     tp, fp, tn, fn = con.execute(
-        "SELECT tp, fp, tn, fn FROM metrics WHERE run_id = ? AND label_set = 'repope' AND split = 'all' AND object_class = 'all'",
+        "SELECT tp, fp, tn, fn FROM metrics"
+        " WHERE run_id = ? AND label_set = 'repope' AND split = 'all' AND object_class = 'all'",
         [summary["run_id"]],
     ).fetchone()
     direct = con.execute(
-        """SELECT count(*) FILTER (WHERE verdict='yes' AND repope_label='yes'), count(*) FILTER (WHERE verdict='yes' AND repope_label='no'),
-                  count(*) FILTER (WHERE verdict='no' AND repope_label='no'), count(*) FILTER (WHERE verdict='no' AND repope_label='yes')
+        """SELECT count(*) FILTER (WHERE verdict='yes' AND repope_label='yes'),
+                  count(*) FILTER (WHERE verdict='yes' AND repope_label='no'),
+                  count(*) FILTER (WHERE verdict='no' AND repope_label='no'),
+                  count(*) FILTER (WHERE verdict='no' AND repope_label='yes')
            FROM answers WHERE run_id = ?""",
         [summary["run_id"]],
     ).fetchone()
@@ -147,7 +153,8 @@ def test_corrupt_and_missing_images_fail_only_their_samples(tmp_path: Path) -> N
     st = Store(tmp_path / "store")
     con = st.connect()
     failed = con.execute(
-        "SELECT image, min(error) FROM answers WHERE run_id = ? AND error IS NOT NULL GROUP BY image ORDER BY image",
+        "SELECT image, min(error) FROM answers"
+        " WHERE run_id = ? AND error IS NOT NULL GROUP BY image ORDER BY image",
         [summary["run_id"]],
     ).fetchall()
     assert [f[0] for f in failed] == ["probe_000001.png", "probe_000002.png"]
@@ -172,7 +179,8 @@ def test_malformed_annotation_line_stops_before_any_model_call(tmp_path: Path) -
     path = world / "probe_pope_popular.json"
     lines = path.read_text().splitlines()
     lines[2] = (
-        '{"question_id": 3, "image": "probe_000000.png", "text": "Is there a star in the image?", "label": "maybe"}'
+        '{"question_id": 3, "image": "probe_000000.png", '
+        '"text": "Is there a star in the image?", "label": "maybe"}'
     )
     path.write_text("\n".join(lines) + "\n")
     (world / "SHA256SUMS").unlink()  # the line is wrong, not the checksum

@@ -144,6 +144,7 @@ def test_two_audits_write_one_store_at_once(tmp_path: Path) -> None:
     # Same model, same data: the two runs agree answer for answer.
     diff = con.execute(
         """SELECT count(*) FROM answers a JOIN answers b ON a.sample_id = b.sample_id
-           WHERE a.run_id = 'together-0' AND b.run_id = 'together-1' AND a.answer_text IS DISTINCT FROM b.answer_text"""
+           WHERE a.run_id = 'together-0' AND b.run_id = 'together-1'
+             AND a.answer_text IS DISTINCT FROM b.answer_text"""
     ).fetchone()[0]
     assert diff == 0
