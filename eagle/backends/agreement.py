@@ -176,21 +176,22 @@ def bench_backends(
     concurrent: Scorer, sequential: Scorer, inprocess: Scorer, cases: Sequence[ScoringCase], repeats: int = 2
 ) -> dict[str, float]:
     """Masked images per second for a server with bounded concurrency, the same server one request at
-    a time, and in-process scoring (best of `repeats`, after one warm-up case), plus how well the
-    server's probabilities agree with in-process ones."""
+    a time, and in-process scoring (best of `repeats` alternating rounds, after one warm-up case
+    each), plus how well the server's probabilities agree with in-process ones."""
 
-    def rate(scorer: Scorer) -> tuple[float, list[np.ndarray]]:
+    scorers = {"concurrent": concurrent, "sequential": sequential, "inprocess": inprocess}
+    for scorer in scorers.values():
         score_cases(scorer, cases[:1])  # warm-up at full width: connections, caches, new batch shapes
-        best, scores = float("inf"), []
-        for _ in range(repeats):
+    best = dict.fromkeys(scorers, float("inf"))
+    scores: dict[str, list[np.ndarray]] = {}
+    for _ in range(repeats):  # alternate, so a slow spell of a shared machine hits every mode
+        for name, scorer in scorers.items():
             t0 = time.perf_counter()
-            scores = score_cases(scorer, cases)
-            best = min(best, time.perf_counter() - t0)
-        return sum(c.images.shape[0] for c in cases) / best, scores
-
-    conc_rate, conc_scores = rate(concurrent)
-    seq_rate, _ = rate(sequential)
-    hf_rate, hf_scores = rate(inprocess)
+            scores[name] = score_cases(scorer, cases)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    n = sum(c.images.shape[0] for c in cases)
+    conc_rate, seq_rate, hf_rate = (n / best[k] for k in scorers)
+    conc_scores, hf_scores = scores["concurrent"], scores["inprocess"]
     agree = agreement(conc_scores, hf_scores)
     return {
         "server_concurrent_per_s": conc_rate,
