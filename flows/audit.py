@@ -148,9 +148,8 @@ def audit_flow(
         run_id=run_id,
     )
     data = pipeline.prepare_data(cfg)
-    annotations_set, samples = pipeline.load_samples(
-        cfg, data
-    )  # bad annotations stop here, before any model call
+    # Bad annotations stop the run here, before any model call.
+    annotations_set, samples = pipeline.load_samples(cfg, data)
     logger.info("%d unique questions from %s (%s)", len(samples), data.annotations, ", ".join(cfg.splits))
     model_backend = backend_for(cfg)
     record = pipeline.run_record(cfg, data, annotations_set, model_backend)
@@ -159,7 +158,17 @@ def audit_flow(
     cfg = replace(cfg, run_id=run_id)
     logger.info("run %s: model %s via %s", run_id, record.model_id, cfg.backend)
     try:
-        summary = _run(cfg, data, annotations_set, samples, st, run_id, explain_concurrency, report)
+        summary = _run(
+            cfg,
+            data,
+            annotations_set,
+            samples,
+            st,
+            run_id,
+            explain_concurrency,
+            report,
+            model_revision=record.model_revision,
+        )
     except BaseException as exc:
         st.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -176,6 +185,7 @@ def _run(
     run_id: str,
     explain_concurrency: int,
     report: bool,
+    model_revision: str | None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     done = st.done_samples(run_id, "answers")
@@ -208,16 +218,18 @@ def _run(
     )
     limit_name = pipeline_limit(cfg, explain_concurrency)
     # The cache may serve another run's explanation only when the model's weights are known to be
-    # the same (a checkpoint digest). A served model has no digest: cache within this run only, so
-    # a model updated behind the same served name is never explained from last night's cache.
-    model_digest = pipeline.model_digest(cfg.model) if cfg.backend != "vllm-server" else None
+    # the same (the checkpoint digest the run record holds). A served model has no digest: cache
+    # within this run only, so a model updated behind the same served name is never explained from
+    # last night's cache.
+    model_digest = model_revision if cfg.backend != "vllm-server" else None
     model_identity = model_digest or f"{cfg.model}@run:{run_id}"
+    image_digests: dict[str, str] = {}  # several questions share an image: hash each file once
     efutures = []
     for t in pending:
-        image_digest = (
-            pipeline.file_sha256(data.images / t.image) if (data.images / t.image).exists() else "missing"
-        )
-        key = t.cache_key(model_identity, settings.params(), image_digest)
+        if t.image not in image_digests:
+            path = data.images / t.image
+            image_digests[t.image] = pipeline.file_sha256(path) if path.exists() else "missing"
+        key = t.cache_key(model_identity, settings.params(), image_digests[t.image])
         efutures.append(explain_task.submit(cfg, data, t, settings, run_id, key, limit_name))
     results = [f.result() for f in efutures]
     copied = _copy_cached(st, run_id, results)
