@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.morphology import diamond, dilation
 
 from eagle.baselines import ablation, random_order, rise
 from eagle.correction import Correction, amcr, correction_scan, csr, parse_yes_no
@@ -69,19 +70,6 @@ def _by(rows: list[dict], key: str, value: str) -> dict[str, dict]:
     for row in rows:
         groups.setdefault(row[key], []).append(row[value])
     return {k: {"rate": float(np.mean(v)), "n": len(v)} for k, v in sorted(groups.items())}
-
-
-def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
-    """Grow a boolean mask by `steps` pixels (4-neighbourhood)."""
-    out = mask.copy()
-    for _ in range(steps):
-        grown = out.copy()
-        grown[1:] |= out[:-1]
-        grown[:-1] |= out[1:]
-        grown[:, 1:] |= out[:, :-1]
-        grown[:, :-1] |= out[:, 1:]
-        out = grown
-    return out
 
 
 def _answer(backend, image: np.ndarray, question: str):
@@ -167,7 +155,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
         labels = segmenter.segment(scene.image)
         a_mask = scene.mask(a)
         a_box = next(o.box for o in scene.objects if o.name == a)
-        near_a = _dilate(a_mask, 2)
+        near_a = dilation(a_mask, diamond(2))  # within 2 px (4-neighbourhood steps) of A
 
         def regenerate(images, question=question):
             return backend.answer_images(images, question, max_new_tokens=3)
