@@ -355,6 +355,11 @@ class Target:
     counter_text: str
     truth: str  # the correct yes/no answer
 
+    @property
+    def question_id(self) -> int:
+        """The question id within its split (pair ids are "split/question_id")."""
+        return int(self.pair_id.split("/")[1])
+
     def cache_key(self, model: str | None, params: dict[str, Any], image_digest: str) -> str:
         """Key of this explanation across re-runs: (sample, image digest, model, method version, params)."""
         blob = json.dumps(
@@ -413,9 +418,8 @@ def mark_answers(
                     "logprob": logprobs[mark.position] if mark.position < len(logprobs) else None,
                 }
             )
-            if (
-                mark.counter_id is None
-            ):  # a phrase decision ("There is no dog") has no counter token to explain
+            # A phrase decision ("There is no dog") has no counter token to explain.
+            if mark.counter_id is None:
                 continue
             key = (row["image"], row["question"])
             if key not in targets:
@@ -479,7 +483,7 @@ def explain_target(
     row = explanation_row(
         expl.to_dict(include_labels=False),
         sample_id=target.pair_id,
-        question_id=int(target.pair_id.split("/")[1]),
+        question_id=target.question_id,
         target_text=target.counter_text,
         search=settings.search,
         map_path=ref.path,
@@ -506,7 +510,7 @@ def explain_target(
     answer_row = explanation_row(
         tokens.to_dict(include_labels=False),
         sample_id=target.pair_id,
-        question_id=int(target.pair_id.split("/")[1]),
+        question_id=target.question_id,
         target_text=backend.decode(target.answer_ids),
         search="order-of:" + expl.method,
         params=tokens.params | settings.params(),
@@ -526,7 +530,7 @@ def _regenerator(backend: Backend, prompt: str, max_new_tokens: int) -> Callable
 def failed_explanation_row(target: Target, settings: ExplainSettings, error: str) -> dict[str, Any]:
     return {
         "sample_id": target.pair_id,
-        "question_id": int(target.pair_id.split("/")[1]),
+        "question_id": target.question_id,
         "target_text": target.counter_text,
         "target_position": target.position,
         "target_token_id": target.counter_id,
