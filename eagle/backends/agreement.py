@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,8 +119,17 @@ def generation_requests(
     return out
 
 
-def score_cases(scorer: Scorer, cases: Sequence[ScoringCase]) -> list[np.ndarray]:
-    return [np.asarray(scorer.score(c.images, c.request), np.float64) for c in cases]
+def score_cases(scorer: Scorer, cases: Sequence[ScoringCase], callers: int = 1) -> list[np.ndarray]:
+    """Each case's scores, in case order. With `callers` > 1, that many `score` calls run at once from
+    threads, as the audit flow's parallel explanations (`--explain-concurrency`) call one backend."""
+
+    def one(case: ScoringCase) -> np.ndarray:
+        return np.asarray(scorer.score(case.images, case.request), np.float64)
+
+    if callers <= 1:
+        return [one(c) for c in cases]
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        return list(pool.map(one, cases))
 
 
 def agreement(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tol: float = AGREEMENT_TOL) -> Agreement:
@@ -153,15 +163,17 @@ def throughput(
 
 
 def bench_cases(
-    reference: Backend, n_images: int = 128, n_scenes: int = 4, seed: int = WORKLOAD_SEED
-) -> list[ScoringCase]:  # noqa: E501
-    """EAGLE's common request: masked variants of held-out scenes, each scored for the answer token
-    of a yes/no question (one target, one prompt per image on a server)."""
+    reference: Backend, n_images: int = 256, per_case: int = 32, seed: int = WORKLOAD_SEED
+) -> list[ScoringCase]:
+    """EAGLE's common request: masked variants of held-out scenes, `per_case` per scene (one score
+    call, about one search step: the efficient search at 64 regions sends 16-20 images per step,
+    128 in its first), each scored for the answer token of a yes/no question."""
     from probe.classes import question_text
     from probe.world import make_scene
 
     rng = np.random.default_rng(seed + 2)
     yes = reference.token_id("Yes")
+    n_scenes = max(1, -(-n_images // per_case))
     per = [n_images // n_scenes + (i < n_images % n_scenes) for i in range(n_scenes)]
     cases = []
     for i, k in enumerate(per):
@@ -173,31 +185,47 @@ def bench_cases(
 
 
 def bench_backends(
-    concurrent: Scorer, sequential: Scorer, inprocess: Scorer, cases: Sequence[ScoringCase], repeats: int = 2
+    concurrent: Scorer,
+    sequential: Scorer,
+    inprocess: Scorer,
+    cases: Sequence[ScoringCase],
+    repeats: int = 2,
+    callers: int = 4,
 ) -> dict[str, float]:
-    """Masked images per second for a server with bounded concurrency, the same server one request at
-    a time, and in-process scoring (best of `repeats` alternating rounds, after one warm-up case
-    each), plus how well the server's probabilities agree with in-process ones."""
+    """Masked images per second through a server with bounded concurrency, the same server one
+    request at a time, and in-process scoring (best of `repeats` alternating rounds, after one
+    warm-up case each), plus how well the server's probabilities agree with in-process ones.
 
-    scorers = {"concurrent": concurrent, "sequential": sequential, "inprocess": inprocess}
-    for scorer in scorers.values():
+    The concurrent server is measured as an audit uses it: `callers` score calls at once (parallel
+    explanations), all sharing the backend's bound on requests in flight; and, for comparison, with
+    one score call at a time, where one EAGLE step's images are all that can be in flight.
+    """
+    modes = {
+        "concurrent": (concurrent, callers),
+        "concurrent_one_caller": (concurrent, 1),
+        "sequential": (sequential, 1),
+        "inprocess": (inprocess, 1),
+    }
+    for scorer, _ in modes.values():
         score_cases(scorer, cases[:1])  # warm-up at full width: connections, caches, new batch shapes
-    best = dict.fromkeys(scorers, float("inf"))
+    best = dict.fromkeys(modes, float("inf"))
     scores: dict[str, list[np.ndarray]] = {}
     for _ in range(repeats):  # alternate, so a slow spell of a shared machine hits every mode
-        for name, scorer in scorers.items():
+        for name, (scorer, n_callers) in modes.items():
             t0 = time.perf_counter()
-            scores[name] = score_cases(scorer, cases)
+            scores[name] = score_cases(scorer, cases, callers=n_callers)
             best[name] = min(best[name], time.perf_counter() - t0)
     n = sum(c.images.shape[0] for c in cases)
-    conc_rate, seq_rate, hf_rate = (n / best[k] for k in scorers)
-    conc_scores, hf_scores = scores["concurrent"], scores["inprocess"]
-    agree = agreement(conc_scores, hf_scores)
+    rate = {name: n / seconds for name, seconds in best.items()}
+    agree = agreement(scores["concurrent"], scores["inprocess"])
     return {
-        "server_concurrent_per_s": conc_rate,
-        "server_sequential_per_s": seq_rate,
-        "inprocess_per_s": hf_rate,
-        "concurrency_speedup": conc_rate / seq_rate,
+        "server_concurrent_per_s": rate["concurrent"],
+        "server_sequential_per_s": rate["sequential"],
+        "inprocess_per_s": rate["inprocess"],
+        "concurrency_speedup": rate["concurrent"] / rate["sequential"],
+        "server_concurrent_one_caller_per_s": rate["concurrent_one_caller"],
+        "one_caller_speedup": rate["concurrent_one_caller"] / rate["sequential"],
+        "callers": callers,
         "prob_agreement": agree.prob_agreement,
         "max_abs_diff": agree.max_abs_diff,
         "n_images": agree.n_images,

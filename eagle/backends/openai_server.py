@@ -54,6 +54,9 @@ RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 _TOKEN_PROMPT = ""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _INLINE_ENCODE_MAX = 256 * 256 * 3  # values; larger images are encoded in a worker thread
+# Requests in flight by default. One EAGLE step sends 16-130 images; an audit explaining several
+# targets at once needs room for more than one step, and vLLM batches up to 128+ sequences.
+DEFAULT_CONCURRENCY = 64
 
 
 def png_bytes(image: RGBImage, compress_level: int = 1) -> bytes:
@@ -340,7 +343,8 @@ class VLLMServerBackend:
         model: served model name ("model" in requests). None: the single model the server lists.
         endpoint: base URL(s), comma-separated or a list; requests rotate over them (replicas).
         api_key: bearer token. Default: $EAGLE_AUDIT_API_KEY, else $VLLM_API_KEY, else none.
-        concurrency: requests in flight at once across all endpoints. Default: 32.
+        concurrency: requests in flight at once across all endpoints and all threads calling this
+            backend. Default: 64.
         timeout_s: per-attempt limit in seconds. Default: 120.
         max_retries: extra attempts after a transient failure. Default: 4.
         backoff_s: first retry delay in seconds, doubled per retry up to `max_backoff_s`.
@@ -354,7 +358,7 @@ class VLLMServerBackend:
         endpoint: str | Sequence[str] = "http://127.0.0.1:8000",
         *,
         api_key: str | None = None,
-        concurrency: int = 32,
+        concurrency: int = DEFAULT_CONCURRENCY,
         timeout_s: float = 120.0,
         connect_timeout_s: float = 10.0,
         max_retries: int = 4,

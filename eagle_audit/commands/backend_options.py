@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from eagle.backends.openai_server import DEFAULT_CONCURRENCY
+
 BACKEND_NAMES = ("hf", "vllm-server", "vllm-engine")
 
 
@@ -43,7 +45,7 @@ def backend_options(f: Callable) -> Callable:
         click.option(
             "--concurrency",
             type=click.IntRange(min=1),
-            default=32,
+            default=DEFAULT_CONCURRENCY,
             show_default=True,
             help="Requests in flight at once (vllm-server).",
         ),
@@ -54,7 +56,7 @@ def backend_options(f: Callable) -> Callable:
 
 
 def backend_from_options(
-    backend: str, model: str | None, endpoint: str | None, concurrency: int = 32, **kw: Any
+    backend: str, model: str | None, endpoint: str | None, concurrency: int = DEFAULT_CONCURRENCY, **kw: Any
 ) -> Any:
     """Build the chosen backend; errors name the option to fix."""
     from eagle.backends import build_backend

@@ -9,6 +9,8 @@ import platform
 
 import click
 
+from eagle.backends.openai_server import DEFAULT_CONCURRENCY
+
 
 @click.command("backends")
 @click.option(
@@ -20,8 +22,19 @@ import click
 @click.option(
     "--checkpoint", default=None, help="Model directory for in-process scoring (default: the probe)."
 )
-@click.option("--images", "n_images", type=click.IntRange(min=4), default=128, show_default=True)
-@click.option("--concurrency", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option("--images", "n_images", type=click.IntRange(min=4), default=256, show_default=True)
+@click.option(
+    "--per-call", type=click.IntRange(min=1), default=32, show_default=True,
+    help="Masked images per score call (one scene; about one EAGLE search step).",
+)  # fmt: skip
+@click.option(
+    "--concurrency", type=click.IntRange(min=2), default=DEFAULT_CONCURRENCY, show_default=True,
+    help="Requests in flight at once in the concurrent mode.",
+)  # fmt: skip
+@click.option(
+    "--callers", type=click.IntRange(min=1), default=4, show_default=True,
+    help="Score calls at once in the concurrent mode, as `audit --explain-concurrency N` makes them.",
+)  # fmt: skip
 @click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True, help="Best of N runs.")
 @click.option(
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads."
@@ -32,7 +45,9 @@ def backends(
     model: str | None,
     checkpoint: str | None,
     n_images: int,
+    per_call: int,
     concurrency: int,
+    callers: int,
     repeats: int,
     threads: int,
     as_json: bool,
@@ -67,13 +82,14 @@ def backends(
         conc = stack.enter_context(VLLMServerBackend(model=model, endpoint=endpoint, concurrency=concurrency))
         seq = stack.enter_context(VLLMServerBackend(model=model, endpoint=endpoint, concurrency=1))
         try:
-            cases = bench_cases(inprocess, n_images=n_images)
-            result = bench_backends(conc, seq, inprocess, cases, repeats=repeats)
+            cases = bench_cases(inprocess, n_images=n_images, per_case=per_call)
+            result = bench_backends(conc, seq, inprocess, cases, repeats=repeats, callers=callers)
             info = conc.info()
         except BackendError as exc:
             raise click.ClickException(str(exc)) from exc
     result.update(
         concurrency=concurrency,
+        per_call=per_call,
         endpoint=endpoint,
         engine_version=info.get("engine_version"),
         torch_threads=threads,
@@ -83,7 +99,8 @@ def backends(
         click.echo(json.dumps(result))
         return
     click.echo(
-        f"server x{concurrency}: {result['server_concurrent_per_s']:.1f} img/s, server x1: "
+        f"server x{concurrency}, {callers} callers: {result['server_concurrent_per_s']:.1f} img/s "
+        f"(one caller: {result['server_concurrent_one_caller_per_s']:.1f}), server x1: "
         f"{result['server_sequential_per_s']:.1f} img/s ({result['concurrency_speedup']:.2f}x), in-process: "
         f"{result['inprocess_per_s']:.1f} img/s; agreement {result['prob_agreement']:.3f} "
         f"(max |diff| {result['max_abs_diff']:.2e})"

@@ -12,6 +12,7 @@ import pytest
 from eagle.backends.agreement import (
     AGREEMENT_TOL,
     agreement,
+    bench_cases,
     generation_requests,
     score_cases,
     scoring_cases,
@@ -45,6 +46,17 @@ def test_target_probabilities_agree_on_200_masked_variants(server_backend, hf_ba
     assert result.image_agreement >= 0.99, result
     assert result.prob_agreement >= 0.99, result
     assert all(np.all((s >= 0) & (s <= 1)) for s in ours)
+
+
+def test_score_calls_from_several_threads_get_each_their_own_scores(server_backend):
+    """The audit explains several targets at once through one backend (`--explain-concurrency`): the
+    calls share its bound on requests in flight and each gets exactly the scores it asked for."""
+    cases = bench_cases(server_backend, n_images=48, per_case=8)  # six scenes, six prompts
+    alone = score_cases(server_backend, cases)
+    together = score_cases(server_backend, cases, callers=6)
+    assert len(together) == 6
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)  # batch composition differs; a mix-up is far off
 
 
 def test_greedy_answers_agree_on_300_questions(server_backend, hf_backend):
