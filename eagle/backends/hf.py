@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from eagle.backends import allocator
 from eagle.backends.shared_prompt_inputs import SharedPromptInputs
 from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
 
@@ -44,6 +45,8 @@ class HFBackend:
         batch_size: images per forward pass; None picks one from `memory_budget_mb`. Never changes
             results, only speed.
         memory_budget_mb: activation memory one scoring forward may use when batch_size is None.
+        retain_freed_memory: keep freed activation memory for the next batch (glibc thresholds,
+            process-wide; see `eagle.backends.allocator`). Never changes results, only speed.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class HFBackend:
         memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
         max_batch_size: int = DEFAULT_MAX_BATCH,
         model_id: str | None = None,
+        retain_freed_memory: bool = True,
     ) -> None:
         import torch
 
@@ -78,6 +82,8 @@ class HFBackend:
         self._prompt_cache: dict[tuple[str, str | None], str] = {}
         self._shared_inputs = SharedPromptInputs(processor)
         self.forward_passes = 0  # images scored so far (for benchmarks)
+        if retain_freed_memory:
+            allocator.retain_freed_memory()
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, **kw: Any) -> HFBackend:
