@@ -54,7 +54,7 @@ RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 _TOKEN_PROMPT = ""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _INLINE_ENCODE_MAX = 256 * 256 * 3  # values; larger images are encoded in a worker thread
-# Requests in flight by default. One EAGLE step sends 16-130 images; an audit explaining several
+# Requests in flight by default. One EAGLE step sends 16-128 images; an audit explaining several
 # targets at once needs room for more than one step, and vLLM batches up to 128+ sequences.
 DEFAULT_CONCURRENCY = 64
 
