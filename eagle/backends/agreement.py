@@ -149,19 +149,6 @@ def agreement(a: Sequence[np.ndarray], b: Sequence[np.ndarray], tol: float = AGR
     )
 
 
-def throughput(
-    scorer: Scorer, images: RGBBatch, request: ScoreRequest, repeats: int = 1
-) -> tuple[float, np.ndarray]:  # noqa: E501
-    """Masked images scored per second (best of `repeats`) and the scores of the last run."""
-    best = float("inf")
-    scores = np.empty(0)
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        scores = np.asarray(scorer.score(images, request))
-        best = min(best, time.perf_counter() - t0)
-    return images.shape[0] / best, scores
-
-
 def bench_cases(
     reference: Backend, n_images: int = 256, per_case: int = 32, seed: int = WORKLOAD_SEED
 ) -> list[ScoringCase]:
