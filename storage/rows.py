@@ -15,21 +15,6 @@ from storage.schemas import schema_for, with_metadata
 # String columns that hold JSON objects: dicts given for them are serialised (sorted keys).
 JSON_COLUMNS = {("runs", "decoding"), ("runs", "config"), ("explanations", "params")}
 
-# The confusion-count and rate fields of a metrics row, in schema order.
-_CONFUSION_FIELDS = (
-    "n",
-    "tp",
-    "fp",
-    "tn",
-    "fn",
-    "unparsed",
-    "precision",
-    "recall",
-    "f1",
-    "accuracy",
-    "yes_ratio",
-)
-
 Rows = pa.Table | pa.RecordBatch | Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]]
 
 
@@ -223,16 +208,15 @@ def metrics_row(
     accuracy_se: float | None = None,
     extra: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """A `metrics` row from a confusion result (`auditors.scoring.Confusion` or anything with its
-    counts and rate properties: n, tp, fp, tn, fn, unparsed, precision, recall, f1, accuracy,
-    yes_ratio)."""
-    c = confusion
+    """A `metrics` row from a confusion result: `auditors.scoring.Confusion`, or anything whose
+    `to_dict()` gives the same counts and rates (n, tp, fp, tn, fn, unparsed, precision, recall, f1,
+    accuracy, yes_ratio)."""
     return {
         "benchmark": benchmark,
         "split": split,
         "label_set": label_set,
         "object_class": object_class,
-        **{k: getattr(c, k) for k in _CONFUSION_FIELDS},
+        **confusion.to_dict(),
         "accuracy_se": accuracy_se,
         "extra": dict(extra) if extra else None,
     }
