@@ -18,6 +18,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
+from auditors.scoring import METRICS
 from eagle_audit import pipeline
 from eagle_audit.pipeline import AuditConfig, AuditSummary, DataSource, ExplainSettings, Sample, Target
 from storage.store import Store
@@ -240,23 +241,7 @@ def _run(
     headline = [r for r in metric_rows if r["object_class"] == "all"]
     create_table_artifact(
         key="audit-metrics",
-        table=[
-            {
-                k: r[k]
-                for k in (
-                    "label_set",
-                    "split",
-                    "n",
-                    "precision",
-                    "recall",
-                    "f1",
-                    "accuracy",
-                    "yes_ratio",
-                    "unparsed",
-                )
-            }
-            for r in headline
-        ],
+        table=[{k: r[k] for k in ("label_set", "split", "n", *METRICS, "unparsed")} for r in headline],
         description=f"POPE/RePOPE metrics of run {run_id}",
     )
     report_path = None
