@@ -12,6 +12,7 @@ process-wide, so it is applied once, only on glibc, and never over the user's ow
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -23,15 +24,11 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 2**20  # glibc's own adaptive maximum; larger blocks still get their own mapping
 TRIM_THRESHOLD = 128 * 2**20  # free memory kept at the heap top before it is returned
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-_applied: bool | None = None
 
 
+@functools.cache
 def retain_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds (once per process); True when they are in effect."""
-    global _applied
-    if _applied is not None:
-        return _applied
-    _applied = False
     if sys.platform != "linux" or any(name in os.environ for name in _USER_SETTINGS):
         return False
     try:
@@ -40,7 +37,8 @@ def retain_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    mmap_set = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    _applied = mmap_set and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-    log.debug("glibc mmap/trim thresholds %s", "set" if _applied else "not set")
-    return _applied
+    applied = (
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    )
+    log.debug("glibc mmap/trim thresholds %s", "set" if applied else "not set")
+    return applied
