@@ -80,6 +80,7 @@ class HFBackend:
         self.max_batch_size = max_batch_size
         self.model_id = model_id or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self._prompt_cache: dict[tuple[str, str | None], str] = {}
+        self._prompt_lens: dict[tuple[str, int, int], int] = {}
         self._shared_inputs = SharedPromptInputs(processor)
         self.forward_passes = 0  # images scored so far (for benchmarks)
         if retain_freed_memory:
@@ -156,6 +157,14 @@ class HFBackend:
             return self._inputs([text] * len(images), images)
         return {k: v.to(self.device) for k, v in inputs.items()}
 
+    def _prompt_len(self, text: str, images: RGBBatch) -> int:
+        """Prompt tokens with one image of this batch's size (placeholders expanded), which sizes the
+        scoring batches; built once per prompt and image size, not on every score call."""
+        key = (text, images.shape[1], images.shape[2])
+        if key not in self._prompt_lens:
+            self._prompt_lens[key] = int(self._score_inputs(text, images[:1])["input_ids"].shape[1])
+        return self._prompt_lens[key]
+
     def auto_batch_size(self, seq_len: int) -> int:
         """Images per forward within the memory budget, from a rough per-token activation size."""
         if self.batch_size is not None:
@@ -180,14 +189,11 @@ class HFBackend:
         positions = torch.tensor(request.target_positions, device=self.device)
         targets = torch.tensor(request.target_ids, device=self.device)
         out = np.empty((images.shape[0], request.n_targets), np.float64)
-        start, step = 0, None
+        start = 0
+        step = self.auto_batch_size(self._prompt_len(text, images) + len(prefix)) if len(images) else 1
         while start < images.shape[0]:
-            chunk = images[start : start + (step or 1)]
+            chunk = images[start : start + step]
             inputs = self._score_inputs(text, chunk)
-            if step is None:  # size the batch from the real sequence length
-                step = self.auto_batch_size(inputs["input_ids"].shape[1] + len(prefix))
-                if step > 1:
-                    continue
             ids = inputs["input_ids"]
             if prefix:
                 tail = torch.tensor(prefix, dtype=ids.dtype, device=self.device).expand(len(chunk), -1)
