@@ -1,8 +1,8 @@
 """Size and browser load time of an HTML audit report with about 1,000 hallucination cards.
 
-Writes a synthetic probe-like audit (reports.synthetic: real probe world, real Store, real SLICO
+Writes a synthetic probe-like audit (tests.support.synthetic_store: real probe world, real Store, real SLICO
 regions and maps) big enough for `--cards` explained hallucinations, builds the report with
-`reports.build_report`, then opens it in headless Chromium (reports.browser) `--repeat` times and
+`reports.build_report`, then opens it in headless Chromium (tests.support.browser) `--repeat` times and
 prints: file size, build time, and load time until the first page of cards is drawn.
 
     .venv/bin/python benchmarks/report_size.py --cards 1000 --workdir /tmp/report-bench
@@ -14,8 +14,11 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support lives in the repository
 
 
 def main() -> None:
@@ -26,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from reports import build_report
-    from reports.browser import HeadlessChromium
-    from reports.synthetic import write_synthetic_audit
+    from tests.support.browser import HeadlessChromium
+    from tests.support.synthetic_store import write_synthetic_audit
 
     store, world = args.workdir / "store", args.workdir / "world"
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def scoring(model: str | None, n_images: int, regions: int, threads: int | None, as_json: bool) -> None:
     """Masked-image scoring rate: batched vs one image per forward, side by side."""
-    from eagle.benchmarking import bench_scoring
+    from probe.benchmarking import bench_scoring
 
     used = _threads(threads)
     result = bench_scoring(_factory(model), n_images=n_images, regions=regions)
@@ -78,8 +78,8 @@ def search(
     model, regions, samples, seed, search_scope, pending_samples, update_step, early_stop, threads, as_json
 ):
     """Forward passes and insertion AUC of the exact vs the efficient search on the same samples."""
-    from eagle.benchmarking import bench_search
     from eagle.search import EfficientSearch
+    from probe.benchmarking import bench_search
 
     _threads(threads)
     eff = EfficientSearch(

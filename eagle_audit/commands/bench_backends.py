@@ -58,11 +58,11 @@ def backends(
 
     import torch
 
-    from eagle.backends.agreement import bench_backends, bench_cases
     from eagle.backends.errors import BackendError
     from eagle.backends.hf import HFBackend
     from eagle.backends.openai_server import VLLMServerBackend
-    from eagle.serving import ManagedServer, ServerStartError, VLLMEnvironmentMissing
+    from eagle.backends.serving import ManagedServer, ServerStartError, VLLMEnvironmentMissing
+    from probe.agreement import bench_backends, bench_cases
 
     torch.set_num_threads(threads)
     try:

@@ -45,8 +45,8 @@ def explain_eval(
     import torch
 
     from eagle.backends.hf import HFBackend
-    from eagle.probe_eval import EvalConfig, evaluate
     from eagle.search import EfficientSearch, ExactSearch
+    from probe.explain_eval import EvalConfig, evaluate
 
     torch.set_num_threads(threads)
     try:

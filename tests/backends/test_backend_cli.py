@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from vllm_fake_server import FakeVLLM
 
-from eagle.serving import free_port
+from eagle.backends.serving import free_port
 from eagle_audit.cli import main
 from eagle_audit.commands.backend_options import backend_from_options
 
@@ -120,7 +120,7 @@ def test_serve_probe_starts_answers_and_stops_on_ctrl_c(vllm_env, probe_checkpoi
 
 
 def test_managed_server_runs_one_engine_process_with_the_given_threads_unless_asked_otherwise():
-    from eagle.serving import ManagedServer
+    from eagle.backends.serving import ManagedServer
 
     small = ManagedServer(model="m", port=8001, python=Path("/usr/bin/python3"))
     cmd, env = small.command(), small.environment()

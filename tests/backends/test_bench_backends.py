@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from eagle.backends.agreement import ScoringCase, bench_backends, score_cases
 from eagle.types import ScoreRequest
+from probe.agreement import ScoringCase, bench_backends, score_cases
 
 REQUEST = ScoreRequest(prompt="q", answer_ids=(7,), target_positions=(0,), target_ids=(7,))
 

@@ -24,8 +24,9 @@ from eagle.backends.errors import (
     RequestRejectedError,
     TokenBoundaryError,
 )
-from eagle.backends.openai_server import VLLMServerBackend, parse_endpoints
-from eagle.serving import free_port
+from eagle.backends.http_transport import parse_endpoints
+from eagle.backends.openai_server import VLLMServerBackend
+from eagle.backends.serving import free_port
 from eagle.types import GenerationRequest, ScoreRequest
 
 Q = "Is there a star in the image?"

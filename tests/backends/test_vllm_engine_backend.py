@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eagle.backends.agreement import agreement, generation_requests, score_cases, scoring_cases
+from probe.agreement import agreement, generation_requests, score_cases, scoring_cases
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

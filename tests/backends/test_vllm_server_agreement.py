@@ -9,7 +9,9 @@ import logging
 import numpy as np
 import pytest
 
-from eagle.backends.agreement import (
+from eagle.backends.errors import ModelNotServedError, TokenBoundaryError
+from eagle.types import ScoreRequest
+from probe.agreement import (
     AGREEMENT_TOL,
     agreement,
     bench_cases,
@@ -17,8 +19,6 @@ from eagle.backends.agreement import (
     score_cases,
     scoring_cases,
 )
-from eagle.backends.errors import ModelNotServedError, TokenBoundaryError
-from eagle.types import ScoreRequest
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import sys
 
 
 def main(model: str, out: str) -> None:
-    from eagle.backends.agreement import generation_requests, score_cases, scoring_cases
     from eagle.backends.vllm_engine import VLLMEngineBackend
+    from probe.agreement import generation_requests, score_cases, scoring_cases
 
     backend = VLLMEngineBackend(model=model, max_model_len=512)
     cases = scoring_cases(backend, n_variants=40, n_scenes=4)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from eagle.serving import free_port
+from eagle.backends.serving import free_port
 from storage.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]

@@ -13,7 +13,7 @@ NIGHTS = 4
 @pytest.fixture(scope="session")
 def audit(tmp_path_factory):
     """(store path, world path, run ids oldest first) of a synthetic 4-night probe audit."""
-    from reports.synthetic import write_synthetic_audit
+    from tests.support.synthetic_store import write_synthetic_audit
 
     root = tmp_path_factory.mktemp("audit")
     runs = write_synthetic_audit(root / "store", root / "world", nights=NIGHTS, n_images=30, hostile=True)

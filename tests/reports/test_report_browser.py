@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.browser import HeadlessChromium, available
+from tests.support.browser import HeadlessChromium, available
 
 pytestmark = [
     pytest.mark.browser,

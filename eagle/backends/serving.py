@@ -26,7 +26,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SETUP_SCRIPT = REPO_ROOT / "scripts" / "setup_vllm_env.sh"
 DEFAULT_VENV = REPO_ROOT / ".venv-vllm"
 VLLM_PYTHON_ENV = "EAGLE_AUDIT_VLLM_PYTHON"

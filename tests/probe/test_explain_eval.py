@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagle.probe_eval import METHODS, EvalConfig, evaluate
 from eagle.search import EfficientSearch
 from eagle.types import Answer, Backend
+from probe.explain_eval import METHODS, EvalConfig, evaluate
 
 YES, NO = 1, 2
 
