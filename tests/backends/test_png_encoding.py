@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eagle.backends.openai_server import png_bytes, png_data_url
+from eagle.backends.png import png_bytes, png_data_url
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 13, 3), (128, 128, 3), (300, 257, 3)])
