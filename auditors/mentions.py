@@ -9,7 +9,8 @@ given, which token marking maps onto the model's own tokens.
 plurals, two-word names, a few common synonyms such as "sofa" -> couch, "bike" -> bicycle,
 "man" -> person). A few words are also adjectives or modifiers ("an orange cat", "a remote
 village", "a baseball player"); those count as a mention only when no other word follows them
-directly. `PROBE` covers the probe world's 12 classes.
+directly. `vocabulary("probe")` covers the probe world's 12 classes (built on first use, so importing
+this module never imports the probe package).
 
 Example::
 
@@ -19,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -247,6 +249,7 @@ _FUNCTION_WORDS = frozenset(
 COCO = Vocabulary.from_synonyms(COCO_CLASSES, COCO_SYNONYMS, COCO_MODIFIERS)
 
 
+@functools.cache
 def _probe_vocabulary() -> Vocabulary:
     from probe.classes import CLASS_NAMES
 
@@ -258,8 +261,5 @@ def vocabulary(name: str) -> Vocabulary:
     if name == "coco":
         return COCO
     if name == "probe":
-        return PROBE
+        return _probe_vocabulary()
     raise KeyError(f"unknown vocabulary {name!r}; choose 'coco' or 'probe'")
-
-
-PROBE = _probe_vocabulary()

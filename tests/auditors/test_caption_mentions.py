@@ -9,7 +9,7 @@ import pytest
 
 from auditors.benchmarks import get_benchmark
 from auditors.benchmarks.captions import chair, coco_ground_truth, probe_ground_truth
-from auditors.mentions import COCO, COCO_CLASSES, COCO_SYNONYMS, PROBE, Vocabulary, forms, plural
+from auditors.mentions import COCO, COCO_CLASSES, COCO_SYNONYMS, Vocabulary, forms, plural, vocabulary
 
 
 def _found(text: str, vocab=COCO) -> list[tuple[str, str]]:
@@ -61,12 +61,12 @@ def test_offsets_point_at_the_mention() -> None:
 
 
 def test_probe_vocabulary() -> None:
-    assert _found("a circle, two stars and a moon.", PROBE) == [
+    assert _found("a circle, two stars and a moon.", vocabulary("probe")) == [
         ("circle", "circle"),
         ("star", "stars"),
         ("moon", "moon"),
     ]
-    assert _found("a dog", PROBE) == []
+    assert _found("a dog", vocabulary("probe")) == []
 
 
 def test_plural_rules() -> None:

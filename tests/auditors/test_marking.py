@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from auditors.marking import MarkingError, TokenMarker, counter_word, decode_offsets, token_span
-from auditors.mentions import COCO, PROBE
+from auditors.mentions import COCO, vocabulary
 from auditors.parsing import parse_yes_no
 
 
@@ -93,7 +93,7 @@ def test_caption_spans_decode_back_to_the_mention(tokenizer) -> None:
     text = "a circle, two stars and a moon."
     for marker in _markers(tokenizer):
         ids = tokenizer.encode(text, add_special_tokens=False)
-        targets = marker.mark_caption(answer_ids=ids, present={"circle"}, vocabulary=PROBE)
+        targets = marker.mark_caption(answer_ids=ids, present={"circle"}, vocabulary=vocabulary("probe"))
         assert [(t.cls, t.text) for t in targets] == [("star", "stars"), ("moon", "moon")]
         stars = targets[0]
         assert stars.token_end - stars.token_start == 2  # " star" + "s": a multi-token word
@@ -246,7 +246,7 @@ def test_every_marked_caption_span_decodes_back_to_the_mention(probe_model, held
     tok = processor.tokenizer
     marker = TokenMarker.from_tokenizer(tok)
     for name, ids in zip(names, generated, strict=True):
-        for t in marker.mark_caption(answer_ids=ids, present=truth[name], vocabulary=PROBE):
+        for t in marker.mark_caption(answer_ids=ids, present=truth[name], vocabulary=vocabulary("probe")):
             assert t.cls not in truth[name]
             assert tok.decode(ids[t.token_start : t.token_end]).strip() == t.text
     # Teacher-forced: each reference caption with one absent class added must mark exactly that class.
@@ -255,7 +255,7 @@ def test_every_marked_caption_span_decodes_back_to_the_mention(probe_model, held
         absent = next(c for c in CLASS_NAMES if c not in truth[name])
         text = caption_text([*truth[name], absent])
         ids = tok.encode(text, add_special_tokens=False)
-        targets = marker.mark_caption(answer_ids=ids, present=truth[name], vocabulary=PROBE)
+        targets = marker.mark_caption(answer_ids=ids, present=truth[name], vocabulary=vocabulary("probe"))
         assert [t.cls for t in targets] == [absent]
         assert tok.decode(ids[targets[0].token_start : targets[0].token_end]).strip() == absent
         injected += 1
