@@ -1,4 +1,5 @@
-"""The Prefect `audit` flow: thin wiring of the Prefect-free engine (`audit.run_audit`, which owns
+"""The Prefect `audit` flow (named audit_flow.py: Prefect imports a flow file under its own stem, which must
+not shadow the `audit` package): thin wiring of the Prefect-free engine (`audit.run_audit`, which owns
 the run: resume, reuse, writes, failure policy). The generate and explain steps run as Prefect
 tasks on the flow's task runner (threads, or Dask with `--task-runner dask=ADDRESS`); tasks do not
 retry (the model backend retries its own requests) and cache nothing (the store is the memory).
