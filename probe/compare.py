@@ -273,7 +273,12 @@ def summarise(rows: list[dict], methods: Sequence[str], n_boot: int = 5000, seed
                 continue
             pair: dict = {}
             for key in OBJECT_METRICS + HALLUCINATION_METRICS:
-                common = [s for s in by[ref] if s in by[other] and key in by[ref][s]]
+                planted = key in HALLUCINATION_METRICS  # AUCs and point game: object samples only
+                common = [
+                    s
+                    for s in by[ref]
+                    if s in by[other] and key in by[ref][s] and (by[ref][s]["kind"] == "planted") == planted
+                ]
                 d = np.array([by[ref][s][key] - by[other][s][key] for s in common])
                 pair[key] = paired_bootstrap(d, n_boot, seed)
             diffs[f"{ref} - {other}"] = pair
