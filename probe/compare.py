@@ -144,6 +144,20 @@ def paired_bootstrap(diffs: np.ndarray, n_boot: int = 5000, seed: int = 0) -> di
     return {"mean": float(diffs.mean()), "ci95": [float(lo), float(hi)], "n": int(diffs.size)}
 
 
+def _row(sample: str, kind: str, method: str, e: Explanation) -> dict:
+    """The fields every per-sample row has: which sample and method, cost, and the two AUCs."""
+    return {
+        "sample": sample,
+        "kind": kind,
+        "method": method,
+        "n_regions": e.n_regions,
+        "forward_passes": e.forward_passes,
+        "wall_time_s": e.wall_time_s,
+        "insertion_auc": insertion_auc(e),
+        "deletion_auc": deletion_auc(e),
+    }
+
+
 def _answer(backend, image, question):
     return backend.generate([GenerationRequest(image=image, prompt=question, max_new_tokens=3)])[0]
 
@@ -184,14 +198,7 @@ def collect(backend, cfg: CompareConfig, progress: bool = False, on_sample=None)
             amap = e.attribution_map
             rows.append(
                 {
-                    "sample": sample,
-                    "kind": kind,
-                    "method": m,
-                    "n_regions": e.n_regions,
-                    "forward_passes": e.forward_passes,
-                    "wall_time_s": e.wall_time_s,
-                    "insertion_auc": insertion_auc(e),
-                    "deletion_auc": deletion_auc(e),
+                    **_row(sample, kind, m, e),
                     "point_game_box": float(point_game(amap, box)),
                     "point_game_mask": float(point_game(amap, mask)),
                     "energy_mask": energy_point_game(amap, mask),
@@ -227,15 +234,8 @@ def collect(backend, cfg: CompareConfig, progress: bool = False, on_sample=None)
             corr = correction_scan(hs.scene.image, labels, e.order, regenerate, "no")
             rows.append(
                 {
-                    "sample": sample,
-                    "kind": "planted",
+                    **_row(sample, "planted", m, e),
                     "pair": f"{hs.cause}->{hs.target}",
-                    "method": m,
-                    "n_regions": e.n_regions,
-                    "forward_passes": e.forward_passes,
-                    "wall_time_s": e.wall_time_s,
-                    "insertion_auc": insertion_auc(e),
-                    "deletion_auc": deletion_auc(e),
                     "cause_hit": float(region_on(labels, int(e.order[-1]), cause)),
                     "correction_area": corr.area_removed,
                     "csr10": float(corr.corrected and corr.area_removed <= 0.10 + 1e-12),

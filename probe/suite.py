@@ -33,7 +33,7 @@ import numpy as np
 
 from probe.classes import CLASSES, PLANTED_CLASSES, PLANTED_PAIRS, class_by_name
 from probe.render import IMAGE_SIZE, background, fill, shape_mask
-from probe.world import Scene, SceneObject
+from probe.world import Scene, SceneObject, scene_object
 
 HardKind = Literal["copies", "large", "planted"]
 HARD_KINDS: tuple[HardKind, ...] = ("copies", "large", "planted")
@@ -139,16 +139,7 @@ def make_hard_scene(seed: int, index: int, kind: HardKind) -> HardScene:
             continue
         label = len(objects) + 1
         labels[visible] = label
-        ys, xs = np.nonzero(visible)
-        objects.append(
-            SceneObject(
-                name=name,
-                box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
-                label=label,
-                visible_fraction=round(float(visible.sum() / full.sum()), 4),
-                area=int(visible.sum()),
-            )
-        )
+        objects.append(scene_object(name, visible, label, float(visible.sum() / full.sum())))
     return HardScene(
         scene=Scene(image=image, labels=labels, objects=tuple(objects)), kind=kind, target=target, cause=cause
     )
