@@ -64,8 +64,8 @@ class Eagle:
         search: how F is maximised. `ExactSearch()`: every remaining region scored at every step,
             n(n+1) forwards. `EfficientSearch(...)` (default): the paper's bidirectional variant,
             about 1,400 forwards at n = 64. `LazySearch(...)`: the exact step with a region's
-            gain re-scored only when it could win, about 12-17% of the exact forwards at n = 64
-            on the hard probe suite (benchmarks/RESULTS.md, issue 15). Every search returns exact
+            gain re-scored only when it could win, 10-20% of the exact forwards at n = 64 on
+            the hard probe suite (benchmarks/RESULTS.md, issue 15). Every search returns exact
             curves for the order it found.
         batch_size: images per scorer call; None lets the chunking pick (the backend may split
             further to fit memory). A speed knob only: results do not depend on it.
