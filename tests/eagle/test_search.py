@@ -83,7 +83,7 @@ SEARCHES = [
     EfficientSearch(early_stop=0.5),
     ExactSearch(),
     LazySearch(),
-    LazySearch(batch=1, neighbours=False, stall=None),
+    LazySearch(batch=1, neighbours=True, stall=None),
     LazySearch(batch=3, tolerance=0.05, stall=0.5, stall_gap=2, refresh=4),
 ]
 
