@@ -153,7 +153,7 @@ def _run_flow(config: Any, task_runner: str, verbose: int) -> dict[str, Any]:
             raise warm[0]
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from flows.audit import audit_flow
+        from flows.audit_flow import audit_flow
         from flows.runners import task_runner_for
 
         flow = audit_flow.with_options(
