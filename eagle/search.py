@@ -210,7 +210,10 @@ class LazySearch:
     `stall` re-scores every remaining region when the best fresh gain falls below `stall` × scale
     while F(S) is still more than `stall` × scale short of F(V). `refresh` re-scores everything every
     so many steps (`refresh=1` is the exact search). The region left last costs no forward (its
-    prefix is the full image).
+    prefix is the full image). `evidence` adds evidence × scale × (the region's first-step insertion
+    gain / the largest) to every priority: once insertion saturates the stale gains are all near
+    zero, and this re-scores first, and breaks near-ties towards, the regions that are evidence on
+    their own (issue 15 experiment; 0 disables it).
     """
 
     batch: int = 2
@@ -219,6 +222,7 @@ class LazySearch:
     stall: float | None = 1.0
     stall_gap: int = 1
     refresh: int | None = None
+    evidence: float = 0.0
     name: str = field(default="lazy", init=False)
 
     def __post_init__(self) -> None:
@@ -230,6 +234,8 @@ class LazySearch:
             raise ValueError(f"stall must be a fraction in (0, 1] or None, got {self.stall}")
         if self.refresh is not None and self.refresh < 1:
             raise ValueError(f"refresh must be at least 1 or None, got {self.refresh}")
+        if not 0 <= self.evidence <= 1:
+            raise ValueError(f"evidence must be a fraction in [0, 1], got {self.evidence}")
         if self.stall_gap < 1:
             raise ValueError(f"stall_gap must be at least 1, got {self.stall_gap}")
 
@@ -242,6 +248,7 @@ class LazySearch:
             "stall": self.stall,
             "stall_gap": self.stall_gap,
             "refresh": self.refresh,
+            "evidence": self.evidence,
         }
 
     def run(
@@ -259,9 +266,11 @@ class LazySearch:
         last_stall = -self.stall_gap
         order, ins_rows, del_rows = [], [], []
 
+        bonus = np.zeros(n)  # evidence × scale × (v's first-step insertion gain / the largest)
+
         def priority(v: int) -> float:
             # a stale insertion gain can never exceed what is left to gain: f̄ <= 1
-            return min(ins_gain[v], lambda1 * (1.0 - f_ins)) + del_gain[v]
+            return min(ins_gain[v], lambda1 * (1.0 - f_ins)) + del_gain[v] + bonus[v]
 
         def rescore(cand: list[int], fresh: dict, deletion_only: bool = False) -> None:
             keep = _candidates(visible, cand, True)
@@ -289,6 +298,8 @@ class LazySearch:
                         float(np.abs(ins_gain + del_gain).max()),
                         1e-12,
                     )
+                    if self.evidence > 0 and ins_gain.max() > 0:
+                        bonus = self.evidence * scale * np.clip(ins_gain / ins_gain.max(), 0.0, 1.0)
             else:
                 stale = list(ranked)
                 while stale:

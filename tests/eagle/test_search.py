@@ -86,6 +86,7 @@ SEARCHES = [
     LazySearch(),
     LazySearch(batch=1, neighbours=True, stall=None),
     LazySearch(batch=3, tolerance=0.05, stall=0.5, stall_gap=2, refresh=4),
+    LazySearch(evidence=0.01, stall=None),
     CoarseToFineSearch(),
     CoarseToFineSearch(coarse=3, refine_below=0.2),
     CoarseToFineSearch(coarse=1),
@@ -229,6 +230,11 @@ def test_lazy_equals_exact_on_an_additive_scorer_at_a_tenth_of_the_cost(batch):
         image, labels, request()
     )
     assert lazy.order.tolist() == exact.order.tolist()
+    # the evidence bonus follows the first-step gains, which are the weights here: same order
+    ev = Eagle(LinearScorer(labels, weights), search=LazySearch(batch=batch, evidence=0.01)).explain(
+        image, labels, request()
+    )
+    assert ev.order.tolist() == exact.order.tolist()
     np.testing.assert_allclose(lazy.insertion, exact.insertion, atol=1e-12)
     # gains never change on an additive scorer: the first batch always confirms the best region,
     # and the best gain is never below the mean gain left, so no stall re-scoring happens
@@ -278,6 +284,7 @@ def test_search_names_build_each_search_and_reject_others():
         ({"stall": 1.5}, "stall must be a fraction"),
         ({"stall_gap": 0}, "stall_gap must be at least 1"),
         ({"refresh": 0}, "refresh must be at least 1"),
+        ({"evidence": 2.0}, "evidence must be a fraction"),
     ],
 )
 def test_lazy_settings_are_checked(kwargs, match):
