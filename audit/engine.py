@@ -95,6 +95,16 @@ class AuditFailed(RuntimeError):
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
+def describe_failure(exc: BaseException) -> str:
+    """The run record's error for an exception; an interrupt (Ctrl-C, or SIGTERM turned into an
+    exception by the CLI or by Prefect's flow engine) says so, with its signal when it has one."""
+    text = f"{type(exc).__name__}: {exc}".removesuffix(": ")
+    signum = getattr(exc, "signal", None)
+    if isinstance(signum, int) and str(signum) not in text:
+        text += f" (signal {signum})"
+    return text if isinstance(exc, Exception) else f"interrupted: {text}"
+
+
 def run_audit(
     config: AuditConfig,
     *,
@@ -155,9 +165,10 @@ def run_audit(
             or next((r["error"] for r in explain_rows if r["error"]), None),
         )
     except BaseException as exc:
-        log.error("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
+        cause = describe_failure(exc)
+        log.error("run %s failed: %s", run_id, cause)
         try:
-            store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            store.finish_run(run_id, "failed", error=cause)
         except Exception as close_error:  # noqa: BLE001 - e.g. disk full: keep the original error
             log.error("could not record run %s as failed: %s", run_id, close_error)
         raise
