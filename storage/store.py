@@ -7,7 +7,7 @@ One call per pipeline step, so a thin Prefect task can wrap each:
     todo = [s for s in samples if s.id not in store.done_samples(run_id, "answers")]   # resume
     store.write("answers", rows, run_id)            # atomic part file; keys already stored are skipped
     store.finish_run(run_id, "complete")            # append-only status event
-    con = store.connect()                           # read-only DuckDB connection with the views
+    con = store.connect()                           # DuckDB connection with the views; cannot write
 
 Guarantees: every write is one new, uniquely named file published atomically (no reader ever sees
 a partial file); a key already stored for a run is never stored again (a retried task or a
@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage import layout
+from storage.connection import connect_readonly
 from storage.layout import Partition, check_run_id, check_store_path, is_compacted, is_data_file, run_of_part
 from storage.rows import Rows, conform, to_json, to_table
 from storage.schemas import (
@@ -48,8 +49,7 @@ from storage.schemas import (
     schema_for,
     with_metadata,
 )
-from storage.sql import check_read_only, quote_identifier, quote_literal
-from storage.views import create_views
+from storage.sql import check_read_only, quote_identifier
 from storage.writer import (
     ensure_dir,
     fsync_dir,
@@ -224,39 +224,38 @@ class Store:
         return f"Store({str(self.root)!r})"
 
     # ---- connections --------------------------------------------------------------------
-    def connect(self, read_only: bool = True):  # -> duckdb.DuckDBPyConnection
+    def connect(self):  # -> duckdb.DuckDBPyConnection
         """An in-memory DuckDB connection with the store's views (runs, answers, marks, explanations,
-        metrics, run_records, run_events). With `read_only` (the default) file access is limited to
-        the store directory and the configuration is locked; use `query()` for untrusted SQL, which
-        also refuses every statement that is not a SELECT."""
-        import duckdb
-
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")
-        create_views(con, self.root)
-        if read_only:
-            con.execute(f"SET allowed_directories = [{quote_literal(str(self.root) + os.sep)}]")
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-        return con
+        metrics, run_records, run_events) on which no statement can write a file: it reads the store
+        and nothing else, and its configuration is locked (storage.connection). `query()` also
+        refuses every statement that is not a SELECT."""
+        return connect_readonly(self.root)
 
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pa.Table:
         """Run one read-only statement (SELECT or EXPLAIN) with bound parameters; returns Arrow.
 
         Raises ReadOnlyQueryError for any other statement (COPY, CREATE, INSERT, ATTACH, ...)."""
+        import duckdb
+
         statements = check_read_only(sql)
         if len(statements) != 1:
             raise ValueError(f"pass one statement at a time (got {len(statements)})")
-        con = self.connect(read_only=True)
+        con = self.connect()
         try:
             return _retry_vanished(lambda: con.sql(statements[0], params=params).to_arrow_table())
+        except duckdb.Error as exc:
+            # a refusal of the store's filesystem comes back as a Python traceback: keep its last line
+            text = str(exc).rstrip()
+            if not text.startswith("Traceback (most recent call last)"):
+                raise
+            raise type(exc)(text.splitlines()[-1]) from exc
         finally:
             con.close()
 
     def _cursor(self):
         with self._lock:
             if self._con is None:
-                self._con = self.connect(read_only=False)
+                self._con = self.connect()
             return self._con.cursor()
 
     # ---- runs ---------------------------------------------------------------------------
@@ -557,7 +556,7 @@ class Store:
 
     def info(self) -> StoreInfo:
         """Tables (files, rows, bytes, replaced files), runs with their status and answer counts."""
-        con = self.connect(read_only=False)
+        con = self.connect()
         try:
             tables = []
             for table in SCHEMAS:
@@ -606,13 +605,14 @@ class Store:
 
 def _retry_vanished(fn: Callable[[], T]) -> T:
     """Run a query again when a file it globbed was deleted before DuckDB opened it (compaction
-    removing replaced files); the next glob no longer lists it. Three attempts."""
+    removing replaced files); the next glob no longer lists it. Three attempts. (The store's
+    filesystem raises FileNotFoundError, which DuckDB passes on as an Error with its text.)"""
     import duckdb
 
     for attempt in range(3):
         try:
             return fn()
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             if "No such file" not in str(exc) or attempt == 2:
                 raise
             log.debug("a file vanished during a query, retrying: %s", exc)
