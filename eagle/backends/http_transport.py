@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 API_KEY_ENVS = ("EAGLE_AUDIT_API_KEY", "VLLM_API_KEY")
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+# Per-attempt limit (connect, send, whole answer), connection limit, and extra attempts after a
+# transient failure: a server that never answers costs at most (4 + 1) x 120 s plus backoff.
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_MAX_RETRIES = 4
 # Largest response body accepted. Real ones are far smaller: prompt_logprobs of a 4k-token prompt
 # with an image are ~1 MB of JSON.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024

@@ -36,7 +36,10 @@ from eagle.backends.errors import (
 )
 from eagle.backends.http_transport import (
     API_KEY_ENVS,
+    DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_S,
     Transport,
     parse_endpoints,
 )
@@ -80,9 +83,9 @@ class VLLMServerBackend:
         *,
         api_key: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        timeout_s: float = 120.0,
-        connect_timeout_s: float = 10.0,
-        max_retries: int = 4,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         deadline_s: float | None = None,
