@@ -56,7 +56,8 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; turn any error into one `Error:` line (click prints it, exit 1)."""
-        from eagle_audit.errors import describe, is_disk_full, one_line
+        from eagle_audit.errors import describe, one_line
+        from storage.writer import is_disk_full
 
         try:
             return super().invoke(ctx)

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from eagle_audit import cli
-from eagle_audit.errors import disk_full_message, human_bytes, is_disk_full, one_line
+from eagle_audit.errors import disk_full_message, one_line
+from storage.writer import human_bytes, is_disk_full
 
 
 @pytest.fixture(autouse=True)
