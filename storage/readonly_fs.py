@@ -14,6 +14,7 @@ path that leaves the store, also through `..` or a symbolic link.
 from __future__ import annotations
 
 import datetime as dt
+import glob as pyglob
 import io
 import os
 import posixpath
@@ -95,6 +96,9 @@ class ReadOnlyStoreFS(AbstractFileSystem):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         super().__init__()
         self.root = os.path.realpath(root)
+        # relative directory -> its real path, checked to be inside the store; resolved once per
+        # connection (every file DuckDB reads would otherwise cost an lstat per path component)
+        self._dirs: dict[str, str] = {"": self.root}
 
     # ---- paths ------------------------------------------------------------------------------
     @classmethod
@@ -107,17 +111,33 @@ class ReadOnlyStoreFS(AbstractFileSystem):
     def unstrip_protocol(self, name: str) -> str:
         return PREFIX + self._strip_protocol(name)
 
+    def _inside(self, real: str, rel: str) -> str:
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise PermissionError(f"{PREFIX}{rel}: the path leads outside the store {self.root}")
+        return real
+
+    def _real_dir(self, rel_dir: str) -> str:
+        real = self._dirs.get(rel_dir)
+        if real is None:
+            real = self._inside(os.path.realpath(os.path.join(self.root, rel_dir)), rel_dir)
+            self._dirs[rel_dir] = real
+        return real
+
     def _local(self, path: Any) -> tuple[str, str]:
-        """(relative path, real local path) of `path`; PermissionError unless it stays in the store."""
+        """(relative path, real local path) of `path`; PermissionError unless it stays in the store
+        (no '..', no hidden name, no symbolic link leading out)."""
         rel = self._strip_protocol(path)
         for part in rel.split("/"):
             if part in (".", ".."):
                 raise PermissionError(f"{PREFIX}{rel}: '{part}' is not allowed in a store path")
             if part.startswith("."):
                 raise PermissionError(f"{PREFIX}{rel}: hidden files of the store cannot be read")
-        full = os.path.realpath(os.path.join(self.root, rel))
-        if full != self.root and not full.startswith(self.root + os.sep):
-            raise PermissionError(f"{PREFIX}{rel}: the path leads outside the store {self.root}")
+        head, _, name = rel.rpartition("/")
+        if not name:
+            return rel, self.root
+        full = os.path.join(self._real_dir(head), name)
+        if os.path.islink(full):
+            full = self._inside(os.path.realpath(full), rel)
         return rel, full
 
     @staticmethod
@@ -148,15 +168,31 @@ class ReadOnlyStoreFS(AbstractFileSystem):
         return entries if detail else [x["name"] for x in entries]
 
     def glob(self, path: Any, maxdepth: int | None = None, **kwargs: Any) -> Any:
-        # fsspec turns errors below into "no match"; a pattern that starts outside the store (or in
-        # a hidden directory) is refused loudly instead
+        """Paths matching `path` (Python's glob rules: `*` skips dot files; `**` recurses), each
+        checked like any path; a pattern starting outside the store or in a hidden directory is
+        refused, not answered with no match."""
+        rel = self._strip_protocol(path)
         literal = []
-        for part in self._strip_protocol(path).split("/"):
-            if any(c in part for c in "*?["):  # fsspec's wildcards
+        for part in rel.split("/"):
+            if any(c in part for c in "*?["):
                 break
             literal.append(part)
         self._local("/".join(literal))
-        return super().glob(path, maxdepth=maxdepth, **kwargs)
+        if len(literal) == len(rel.split("/")):
+            found = [rel] if self.exists(rel) else []
+        else:
+            found = []
+            for match in pyglob.iglob(rel, root_dir=self.root, recursive="**" in rel):
+                name = match.replace(os.sep, "/")
+                try:
+                    self._local(name)
+                except PermissionError:  # a dot name matched literally, or a link out of the store
+                    continue
+                found.append(name)
+            found.sort()
+        if kwargs.get("detail"):
+            return {name: self.info(name) for name in found}
+        return found
 
     def modified(self, path: Any) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.info(path)["mtime"], tz=dt.UTC)
