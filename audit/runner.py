@@ -53,7 +53,8 @@ def windowed(
 ) -> Iterator[tuple[J, Any]]:
     """Keep `window` futures in flight over `jobs`; yield (job, result) in completion order.
     `submit` starts one job and returns its future; `first_done` blocks until at least one of the
-    given futures is done and returns the done ones (futures need `result()` and `cancel()`)."""
+    given futures is done and returns the done ones (futures need `result()`; those left are
+    cancelled when they have `cancel()`: Prefect's do not)."""
     todo = iter(jobs)
     running: dict[F, J] = {}
     try:
@@ -71,4 +72,6 @@ def windowed(
                 yield job, result
     finally:
         for future in running:
-            future.cancel()
+            cancel = getattr(future, "cancel", None)  # Prefect's thread-pool futures have none
+            if cancel is not None:
+                cancel()

@@ -31,10 +31,13 @@ def disk_full_message(path: str | os.PathLike[str] | None) -> str:
     """The CLI's disk-full line: where, how much is free there, and what to do."""
     from storage.writer import disk_full_message as where
 
-    return (
-        f"{where(path or Path.cwd())}; free space there, or point --store (and $PREFECT_HOME) at a "
-        "disk with room, then resume with the same --run-id"
+    fix = (
+        "free space there, or point --store (and $PREFECT_HOME) at a disk with room, then resume "
+        "with the same --run-id"
     )
+    if path is None:  # the error named no file: say so, with the working directory's disk
+        return f"{where(Path.cwd())} (the error names no file: check the disks this command writes to); {fix}"
+    return f"{where(path)}; {fix}"
 
 
 def _filename(exc: BaseException) -> str | None:

@@ -29,7 +29,9 @@ from storage.layout import TMP_SUFFIX, tmp_path
 COMPRESSION = "zstd"
 # errno values, and message texts (pyarrow, sqlite), of a full disk or exhausted quota
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-_DISK_FULL_TEXT = re.compile(r"no space left on device|disk quota exceeded|database or disk is full", re.I)
+_DISK_FULL_TEXT = re.compile(
+    r"no space left on (?:device|the disk)|disk quota exceeded|database or disk is full", re.I
+)
 
 
 class DiskFullError(OSError):

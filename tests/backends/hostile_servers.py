@@ -14,6 +14,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODELS_BODY = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
@@ -28,9 +29,13 @@ class SilentServer:
         self.sock = socket.create_server(("127.0.0.1", port))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.connections: list[socket.socket] = []
-        self.requests: list[str] = []  # request lines received
+        self.timed_requests: list[tuple[float, str]] = []  # (time.monotonic(), request line) received
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def requests(self) -> list[str]:
+        return [line for _, line in self.timed_requests]
 
     def _serve(self) -> None:
         self.sock.settimeout(0.1)
@@ -63,7 +68,7 @@ class SilentServer:
                 headers = [h.lower() for h in head.split(b"\r\n")[1:]]
                 length = next((int(h.split(b":")[1]) for h in headers if h.startswith(b"content-length")), 0)
                 buf = buf[length:]  # bodies arrive whole for the small requests here
-                self.requests.append(line)
+                self.timed_requests.append((time.monotonic(), line))
                 if self.answer_models and line.startswith("GET /v1/models"):
                     conn.sendall(_http(200, MODELS_BODY))
                 elif self.answer_models and line.startswith("GET /version"):
