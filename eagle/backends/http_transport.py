@@ -11,12 +11,14 @@ place requests are retried; callers (flows, tasks) must not retry on top of it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import json
 import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,18 @@ class _Response:
         return json.loads(self.content)
 
 
+# Transports not closed yet, closed at interpreter exit while their loop threads still run: later
+# (from __del__ during finalisation) the daemon thread is frozen, close() waits out its timeout and
+# aiohttp prints "Unclosed client session" after the CLI's last line.
+_OPEN: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_transports() -> None:
+    for transport in list(_OPEN):
+        transport.close()
+
+
 class Transport:
     """JSON POST/GET with bounded concurrency, timeouts, a deadline per request, retries and endpoint
     rotation, driven from synchronous code through a private event-loop thread."""
@@ -125,6 +139,7 @@ class Transport:
         self._thread.start()
         self._client: Any = None
         self._sem: asyncio.Semaphore | None = None
+        _OPEN.add(self)
         self.attempts = 0  # total HTTP attempts (for tests and logs)
         self.retries = 0
 
@@ -332,6 +347,7 @@ class Transport:
         return [t.result() for t in tasks]
 
     def close(self) -> None:
+        _OPEN.discard(self)
         if self._loop.is_closed():
             return
 

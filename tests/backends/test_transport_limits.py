@@ -4,7 +4,10 @@ over all its retries, and a cap on response bodies. Real sockets, misbehaving se
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +117,24 @@ def test_limits_are_checked():
     ):
         with pytest.raises(ValueError, match=match):
             Transport(["http://127.0.0.1:1"], **common, **bad)
+
+
+def test_an_open_transport_is_closed_promptly_at_exit():
+    """A process that ends with a backend still open (an error on the way out) exits at once and
+    quietly: the transport closes at exit while its loop thread still runs."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from vllm_fake_server import FakeVLLM\n"
+        "from eagle.backends.openai_server import VLLMServerBackend\n"
+        "srv = FakeVLLM().start()\n"
+        "b = VLLMServerBackend(model='fake', endpoint=srv.url)\n"
+        "assert b.model_id == 'fake'\n"
+        "import asyncio, logging; logging.basicConfig(level=logging.DEBUG)\n"
+        "import time; print(time.time(), flush=True)\n"
+        "raise SystemExit(3)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    exiting_took = time.time() - float(out.stdout)
+    assert out.returncode == 3, out.stderr
+    assert "Unclosed client session" not in out.stderr
+    assert exiting_took < 5  # closing from __del__ at finalisation waited 10 s for a frozen thread
