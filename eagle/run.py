@@ -13,7 +13,7 @@ from eagle.heatmap import overlay, save_png
 from eagle.images import load_rgb
 from eagle.method import Eagle
 from eagle.regions import SlicoSegmenter
-from eagle.search import EfficientSearch, ExactSearch
+from eagle.search import search_by_name
 from eagle.types import Backend, GenerationRequest, ScoreRequest
 
 
@@ -79,7 +79,7 @@ def explain_file(
     request = ScoreRequest(
         prompt=prompt, answer_ids=answer_ids, target_positions=positions, target_ids=target_ids
     )
-    strategy = ExactSearch() if search == "exact" else EfficientSearch()
+    strategy = search_by_name(search)
     labels = SlicoSegmenter(n_segments=regions).segment(image)
     expl = Eagle(backend, lambda1=lambda1, lambda2=lambda2, search=strategy, batch_size=batch_size).explain(
         image, labels, request
