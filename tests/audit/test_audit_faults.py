@@ -6,7 +6,6 @@ failed, or, when even that cannot be written, the next start reports why the att
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from audit import AuditConfig, run_audit
 from storage import store as store_module
 from storage.store import Store
+from tests.support.disk import fill_disk, small_tmpfs
 from tests.support.images import write_png_bomb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,27 +88,8 @@ def test_a_server_that_never_answers_ends_the_audit_within_the_bound(world, tmp_
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "6m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> None:
-    with open(disk / "filler", "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"x" * 4096)
-        except OSError:
-            pass
 
 
 class FillDiskAfterGenerate:
@@ -121,7 +102,7 @@ class FillDiskAfterGenerate:
     def __call__(self, step: str, done: int, total: int) -> None:
         if step == "generate" and done == total and not self.done:
             self.done = True
-            fill(self.disk)
+            fill_disk(self.disk)
 
 
 @pytest.mark.slow
@@ -173,7 +154,7 @@ def test_a_bomb_image_is_a_sample_error_in_the_engine(world, tmp_path):
 @pytest.mark.parametrize("prefect", [False, True], ids=["engine", "prefect"])
 def test_a_full_disk_at_start_is_one_error_naming_the_disk(small_disk, prefect):
     """The probe world, or Prefect's database beside the store, cannot be written."""
-    fill(small_disk)
+    fill_disk(small_disk)
     out = _audit_cli("--store", str(small_disk / "store"), "--limit", "4", "--explain", "none",
                      "--no-report", *([] if prefect else ["--no-prefect"]))  # fmt: skip
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]

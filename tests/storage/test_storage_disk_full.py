@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from base64 import b64encode
 from pathlib import Path
 
@@ -17,23 +16,14 @@ from storage_fixtures import MODEL_A, answer, record
 from storage import store as store_module
 from storage.store import Store
 from storage.writer import DiskFullError
+from tests.support.disk import fill_disk, small_tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 4 MiB tmpfs mounted for the test (needs root and mount permission; skipped otherwise)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def rows(n: int, start: int = 0) -> list[dict]:
@@ -52,16 +42,6 @@ def fill_until_full(store: Store, run_id: str) -> DiskFullError:
         except DiskFullError as exc:
             return exc
     raise AssertionError("the disk never filled")
-
-
-def fill_the_rest(disk: Path) -> None:
-    """Take every page the failed write left free."""
-    with open(disk / "filler", "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"x" * 4096)
-        except OSError:
-            pass
 
 
 def no_partial_files(root: Path) -> None:
@@ -93,7 +73,7 @@ def test_when_even_the_status_cannot_be_written_the_next_start_says_why(small_di
     store = Store(root)
     run_id = store.begin_run(record(MODEL_A, 1, "r1"))
     exc = fill_until_full(store, run_id)
-    fill_the_rest(small_disk)
+    fill_disk(small_disk)
     with pytest.raises(DiskFullError):
         store.finish_run(run_id, "failed", error=f"DiskFullError: {exc}")
     store.close()  # the process ends: the OS releases its lock on the run
