@@ -171,6 +171,7 @@ def run_audit(
             store.finish_run(run_id, "failed", error=cause)
         except Exception as close_error:  # noqa: BLE001 - e.g. disk full: keep the original error
             log.error("could not record run %s as failed: %s", run_id, close_error)
+        store.close()  # the attempt is over: its lock goes even when its status could not be written
         raise
     status = "failed" if error else "complete"
     store.finish_run(run_id, status, error=error)

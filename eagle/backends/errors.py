@@ -31,6 +31,10 @@ class BadResponseError(BackendError):
     """The server answered 200 with a body that is not the expected JSON."""
 
 
+class ResponseTooLargeError(BackendError):
+    """The server's response body passed the size cap (not retried: it would answer the same)."""
+
+
 class TokenBoundaryError(BackendError):
     """The teacher-forced answer tokens are not the prompt tokens at their positions.
 

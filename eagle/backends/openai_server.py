@@ -34,7 +34,15 @@ from eagle.backends.errors import (
     ModelNotServedError,
     TokenBoundaryError,
 )
-from eagle.backends.http_transport import API_KEY_ENVS, Transport, parse_endpoints
+from eagle.backends.http_transport import (
+    API_KEY_ENVS,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    Transport,
+    parse_endpoints,
+)
 from eagle.backends.png import data_url
 from eagle.backends.teacher_forcing import Variant, plan_variants, read_targets
 from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
@@ -57,8 +65,12 @@ class VLLMServerBackend:
         api_key: bearer token. Default: $EAGLE_AUDIT_API_KEY, else $VLLM_API_KEY, else none.
         concurrency: requests in flight at once across all endpoints and all threads calling this
             backend. Default: 64.
-        timeout_s: per-attempt limit in seconds. Default: 120.
+        timeout_s: per-attempt limit in seconds (connect, send, whole answer). Default: 120.
+        connect_timeout_s: limit for opening a connection. Default: 10.
+        deadline_s: limit for one request over all its attempts and backoff. Default: None (then
+            at most (max_retries + 1) * timeout_s plus backoff).
         max_retries: extra attempts after a transient failure. Default: 4.
+        max_response_bytes: largest response body accepted. Default: 64 MiB.
         backoff_s: first retry delay in seconds, doubled per retry up to `max_backoff_s`.
         top_logprobs: alternatives returned per generated token in `Answer.top_logprobs`. Default 0.
         batch_size: ignored (the server forms batches from concurrent requests; see `concurrency`).
@@ -71,11 +83,13 @@ class VLLMServerBackend:
         *,
         api_key: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        timeout_s: float = 120.0,
-        connect_timeout_s: float = 10.0,
-        max_retries: int = 4,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
+        deadline_s: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         top_logprobs: int = 0,
         batch_size: int | None = None,
     ) -> None:
@@ -96,6 +110,8 @@ class VLLMServerBackend:
             max_retries=max_retries,
             backoff_s=backoff_s,
             max_backoff_s=max_backoff_s,
+            deadline_s=deadline_s,
+            max_response_bytes=max_response_bytes,
         )
         self._model: str | None = None
         self._server_version: str | None = None
