@@ -23,7 +23,7 @@ import hashlib
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: explanations.cache_key
 
 # Parquet key-value metadata written into every part file.
 METADATA_KEY = b"eagle_audit.schema_version"
@@ -146,6 +146,9 @@ EXPLANATIONS = pa.schema(
         _f("corrected_answer", pa.string()),
         _f("correction_curve", _DOUBLES),
         _f("error", pa.string()),  # why this explanation failed, else None
+        # identity across runs of one store: sample, image digest, model weights digest, method
+        # version and settings (audit.explain.explanation_key); equal keys, equal results (v2)
+        _f("cache_key", pa.string()),
     ]
 )
 

@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -445,6 +445,38 @@ class Store:
             raise ValueError(f"table {table!r} has no sample_id key; use answers, marks or explanations")
         index = KEYS[table].index("sample_id")
         return {k[index] for k in self.done_keys(run_id, table)}
+
+    def find_explanations(
+        self, cache_keys: Iterable[str], *, exclude_run: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Stored explanation rows by `cache_key`, to reuse in another run of this store: for each
+        key, every row one run stored under it (the earliest such run; only when none of them holds
+        an error), without `run_id` and the partition columns, ready for `write`."""
+        keys = sorted(set(cache_keys))
+        if not keys:
+            return {}
+        cur = self._cursor()
+        sql = """
+            WITH hits AS (
+                SELECT * EXCLUDE (model, run_date) FROM explanations
+                WHERE cache_key IN (SELECT unnest($keys)) AND run_id IS DISTINCT FROM $exclude
+            ),
+            pick AS (
+                SELECT cache_key, min(run_id) AS run_id FROM hits GROUP BY cache_key
+            )
+            SELECT hits.* FROM hits JOIN pick USING (cache_key, run_id)
+            ORDER BY cache_key, method, target_position
+        """
+        try:
+            table = _retry_vanished(
+                lambda: cur.sql(sql, params={"keys": keys, "exclude": exclude_run}).to_arrow_table()
+            )
+        finally:
+            cur.close()
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in table.drop_columns(["run_id"]).to_pylist():
+            found.setdefault(row["cache_key"], []).append(row)
+        return {k: rows for k, rows in found.items() if all(r["error"] is None for r in rows)}
 
     def _done_set(self, run_id: str, table: str) -> set[tuple[Any, ...]]:
         key = (run_id, table)

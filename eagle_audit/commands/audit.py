@@ -1,42 +1,46 @@
-"""`eagle-audit audit`: run the Prefect audit flow (the main job)."""
+"""`eagle-audit audit`: the main job. Parses options into an `audit.AuditConfig`, checks every input
+before anything starts, then runs the Prefect flow (against a temporary local Prefect API when
+PREFECT_API_URL is not set) or, with `--no-prefect`, the engine directly."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
-SPLIT_CHOICES = ("random", "popular", "adversarial")
+from eagle_audit.commands.backend_options import backend_options
+
+log = logging.getLogger("audit")
+
+
+class UsageFailure(click.ClickException):
+    """A wrong option or input: one `Error:` line, exit code 2."""
+
+    exit_code = 2
 
 
 @click.command()
 @click.option("--dataset", type=click.Choice(["probe", "repope"]), default="probe", show_default=True)
 @click.option(
     "--annotations",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="POPE/RePOPE annotation directory (--dataset repope).",
 )
 @click.option(
-    "--images",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Image directory, e.g. COCO val2014 (--dataset repope).",
+    "--images", type=click.Path(path_type=Path), help="Image directory, e.g. COCO val2014 (--dataset repope)."
 )
 @click.option(
     "--splits", default="random,popular,adversarial", show_default=True, help="Comma-separated POPE splits."
 )
 @click.option("--limit", type=int, default=None, help="Ask at most N unique questions.")
-@click.option(
-    "--backend", type=click.Choice(["hf", "vllm-server", "vllm-engine"]), default="hf", show_default=True
-)
-@click.option(
-    "--model",
-    default=None,
-    help="Model directory (hf, vllm-engine) or served model name (vllm-server). Default: the probe model.",
-)
-@click.option("--endpoint", default=None, help="vLLM server URL(s), comma-separated replicas.")
+@backend_options
 @click.option(
     "--explain", default="all", show_default=True, help="Hallucinations to explain: all, none, or a number."
 )
@@ -44,88 +48,50 @@ SPLIT_CHOICES = ("random", "popular", "adversarial")
     "--regions", type=int, default=64, show_default=True, help="EAGLE division number (superpixels)."
 )
 @click.option("--search", type=click.Choice(["efficient", "exact"]), default="efficient", show_default=True)
-@click.option(
-    "--store", type=click.Path(file_okay=False, path_type=Path), default=Path("store"), show_default=True
-)
+@click.option("--store", type=click.Path(path_type=Path), default=Path("store"), show_default=True)
 @click.option("--run-id", default=None, help="Resume (or name) this run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Probe world seed.")
 @click.option(
     "--probe-images", type=int, default=40, show_default=True, help="Scenes in the built-in probe world."
 )
 @click.option(
-    "--explain-concurrency",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Explanations in flight per model endpoint.",
+    "--explain-concurrency", type=int, default=1, show_default=True, help="Explanations in flight at once."
 )
 @click.option(
-    "--task-runner",
-    default="threads",
-    show_default=True,
-    help="threads, or dask[=ADDRESS] to spread explanations over a Dask cluster.",
-)
+    "--max-failed-share", type=float, default=0.05, show_default=True,
+    help="The run ends failed (exit 1) when a larger share of samples (or explanations) failed.",
+)  # fmt: skip
+@click.option(
+    "--task-runner", default="threads", show_default=True,
+    help="threads, or dask[=ADDRESS] to spread explanations over a Dask cluster "
+    "(pip install 'eagle-audit[dask]').",
+)  # fmt: skip
+@click.option("--no-prefect", is_flag=True, help="Run the audit engine directly, without Prefect.")
 @click.option("--no-report", is_flag=True, help="Do not write the HTML report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-v", "--verbose", count=True, help="-v: library logs (Prefect, HTTP); -vv: debug.")
 def audit(
-    dataset,
-    annotations,
-    images,
-    splits,
-    limit,
-    backend,
-    model,
-    endpoint,
-    explain,
-    regions,
-    search,
-    store,
-    run_id,
-    seed,
-    probe_images,
-    explain_concurrency,
-    task_runner,
-    no_report,
-    as_json,
-) -> None:
+    dataset, annotations, images, splits, limit, backend, model, endpoint, concurrency, explain, regions,
+    search, store, run_id, seed, probe_images, explain_concurrency, max_failed_share, task_runner,
+    no_prefect, no_report, as_json, verbose,
+) -> None:  # fmt: skip
     """Audit a model: ask POPE/RePOPE questions, mark hallucinated tokens, explain them with EAGLE,
     and write everything to a Parquet store. With no options: the probe world and the probe model."""
-    split_list = [s.strip() for s in splits.split(",") if s.strip()]
-    bad = [s for s in split_list if s not in SPLIT_CHOICES]
-    if bad:
-        raise click.ClickException(
-            f"unknown split(s) {', '.join(bad)} in --splits; choose from {', '.join(SPLIT_CHOICES)}"
-        )
-    if dataset == "repope" and (annotations is None or images is None):
-        raise click.ClickException("--dataset repope needs --annotations DIR and --images DIR")
-    if backend == "vllm-server" and not endpoint:
-        raise click.ClickException("--backend vllm-server needs --endpoint URL (e.g. http://127.0.0.1:8000)")
-    store = store.resolve()
-    store.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_HOME", str(store / ".prefect"))
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # A busy 2-core machine needs more than the default 20 s to start the temporary API.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    # Cached explanation results (small pointers into the store) live beside the store they point into.
-    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(store / ".prefect" / "results"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from auditors.annotations import AnnotationError
-    from flows.audit import audit_flow
-    from flows.runners import task_runner_for
+    from audit.config import AuditConfig, ConfigError, check_inputs
 
-    flow = audit_flow.with_options(task_runner=task_runner_for(task_runner))
+    _configure_logging(verbose)
     try:
-        summary = flow(
-            store=str(store),
+        config = AuditConfig(
+            store=store.resolve(),
             dataset=dataset,
-            annotations=str(annotations) if annotations else None,
-            images=str(images) if images else None,
-            splits=split_list,
+            annotations=annotations.resolve() if annotations else None,
+            images=images.resolve() if images else None,
+            splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
             limit=limit,
             backend=backend,
             model=model,
-            endpoint=[e for e in (endpoint or "").split(",") if e],
+            endpoint=tuple(e.strip() for e in (endpoint or "").split(",") if e.strip()),
+            backend_options={"concurrency": concurrency} if backend == "vllm-server" else {},
             explain=explain,
             regions=regions,
             search=search,
@@ -133,35 +99,151 @@ def audit(
             probe_images=probe_images,
             run_id=run_id,
             explain_concurrency=explain_concurrency,
+            max_failed_share=max_failed_share,
             report=not no_report,
         )
-    except (AnnotationError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        check_inputs(config)
+        if not no_prefect:
+            from flows.runners import check_task_runner
+
+            check_task_runner(task_runner)  # a bad --task-runner fails now, not after the server started
+    except (ConfigError, ValueError) as exc:
+        raise UsageFailure(str(exc)) from exc
+    _stop_on_sigterm()
+    result = _run_engine(config) if no_prefect else _run_flow(config, task_runner, verbose)
+    _print(result, as_json)
+    if result["status"] != "complete":
+        raise click.ClickException(f"run {result['run_id']} failed: {result['error']}")
+
+
+def _run_engine(config: Any) -> dict[str, Any]:
+    from audit import AuditFailed, run_audit
+
+    try:
+        return run_audit(config).to_dict()
+    except AuditFailed as exc:
+        return exc.result.to_dict()
+    except Exception as exc:
+        raise _as_click_error(exc) from exc
+
+
+def _run_flow(config: Any, task_runner: str, verbose: int) -> dict[str, Any]:
+    """The flow against PREFECT_API_URL, or a temporary server beside the store that dies with this
+    process. The model loads while the server starts."""
+    from audit import AuditFailed
+    from audit.backend import backend_for
+    from flows.server import TemporaryPrefectServer
+
+    os.environ.setdefault("PREFECT_HOME", str(config.store / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        server = TemporaryPrefectServer(Path(os.environ["PREFECT_HOME"])).start()
+    warm: list[BaseException] = []
+    loader = threading.Thread(target=_warm_backend, args=(backend_for, config, warm), daemon=True)
+    loader.start()
+    try:
+        if server is not None:
+            log.info("starting a temporary Prefect server (set PREFECT_API_URL to use yours)")
+            server.wait_healthy()
+            os.environ["PREFECT_API_URL"] = server.api_url
+        loader.join()
+        if warm:
+            raise warm[0]
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.audit_flow import audit_flow
+        from flows.runners import task_runner_for
+
+        flow = audit_flow.with_options(
+            task_runner=task_runner_for(task_runner, workers=config.explain_concurrency)
+        )
+        try:
+            with temporary_settings({PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
+                return flow(**_flow_parameters(config))
+        except AuditFailed as exc:
+            return exc.result.to_dict()
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        raise _as_click_error(exc) from exc
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _warm_backend(build: Any, config: Any, errors: list[BaseException]) -> None:
+    try:
+        build(config)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+        errors.append(exc)
+
+
+def _flow_parameters(config: Any) -> dict[str, Any]:
+    """The flow's parameters from a config (the flow rebuilds the same AuditConfig)."""
+    params = config.to_json()
+    for name in ("correction", "max_new_tokens", "batch_size"):
+        params.pop(name)
+    params["endpoint"] = list(config.endpoint)
+    params["splits"] = list(config.splits)
+    return params
+
+
+def _as_click_error(exc: Exception) -> click.ClickException:
+    from audit.config import ConfigError
+    from auditors.annotations import AnnotationError
+
+    if isinstance(exc, ConfigError | AnnotationError):
+        return UsageFailure(str(exc))
+    return click.ClickException(f"{type(exc).__name__}: {exc}")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C: the run is marked failed and the Prefect server stopped."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _configure_logging(verbose: int) -> None:
+    """Progress of the run on stderr; library chatter only with -v."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    for name in ("audit", "eagle_audit"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    if not verbose:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' weight-loading bar
+        for noisy in ("httpx", "httpcore", "prefect", "distributed", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+def _print(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, default=str))
         return
-    _print_summary(summary)
-
-
-def _print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(
-        title=f"run {summary['run_id']}: {summary['questions']} questions, "
-        f"{summary['marks']} marked tokens, {summary['explained']} explanations"
+        title=f"run {summary['run_id']} ({summary['status']}): {summary['questions']} questions, "
+        f"{summary['failed_samples']} failed, {summary['marks']} marked tokens, "
+        f"{summary['explained']} explanations"
     )
     for col in ("labels", "split", "n", "precision", "recall", "f1", "accuracy", "yes ratio", "unparsed"):
         table.add_column(col, justify="right")
     for r in summary["metrics"]:
         table.add_row(
-            r["label_set"],
-            r["split"],
-            str(r["n"]),
-            *(_fmt(r[k]) for k in ("precision", "recall", "f1", "accuracy", "yes_ratio")),
-            str(r["unparsed"]),
-        )
+            r["label_set"], r["split"], str(r["n"]),
+            *(_fmt(r[k]) for k in ("precision", "recall", "f1", "accuracy", "yes_ratio")), str(r["unparsed"]),
+        )  # fmt: skip
     console.print(table)
     console.print(f"store:  {summary['store']}")
     if summary.get("report"):
@@ -172,5 +254,5 @@ def _print_summary(summary: dict) -> None:
     )
 
 
-def _fmt(x) -> str:
+def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"

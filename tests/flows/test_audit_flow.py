@@ -20,7 +20,7 @@ SMALL = {"probe_images": 16, "regions": 16, "seed": 3}
 
 @pytest.fixture(scope="module")
 def probe_run(tmp_path_factory) -> tuple[Store, dict]:
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     store = tmp_path_factory.mktemp("store")
     summary = audit_flow(store=str(store), report=False, **SMALL)
@@ -136,7 +136,7 @@ def test_metrics_rows_match_the_answers(probe_run) -> None:
 
 
 def test_corrupt_and_missing_images_fail_only_their_samples(tmp_path: Path) -> None:
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     world = tmp_path / "world"
     write_world(world, seed=5, n_images=6)
@@ -148,6 +148,7 @@ def test_corrupt_and_missing_images_fail_only_their_samples(tmp_path: Path) -> N
         annotations=str(world),
         images=str(world / "images"),
         explain="none",
+        max_failed_share=0.5,
         report=False,
     )
     st = Store(tmp_path / "store")
@@ -172,7 +173,7 @@ def test_corrupt_and_missing_images_fail_only_their_samples(tmp_path: Path) -> N
 
 def test_malformed_annotation_line_stops_before_any_model_call(tmp_path: Path) -> None:
     from auditors.annotations import AnnotationError
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     world = tmp_path / "world"
     write_world(world, seed=5, n_images=4)
@@ -204,6 +205,31 @@ def test_cli_help_and_bad_options() -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["audit", "--help"]).exit_code == 0
     res = runner.invoke(main, ["audit", "--splits", "random,weird"])
-    assert res.exit_code == 1 and "unknown split(s) weird" in res.output
+    assert res.exit_code == 2 and "Error: --splits: unknown split(s) weird" in res.output
     res = runner.invoke(main, ["audit", "--dataset", "repope"])
-    assert res.exit_code == 1 and "--annotations DIR and --images DIR" in res.output
+    assert res.exit_code == 2 and "--dataset repope needs --annotations DIR" in res.output
+
+
+def test_a_failed_audit_ends_the_flow_run_failed(tmp_path: Path) -> None:
+    """Too many unreadable images: the run ends failed in the store and the flow run ends Failed,
+    so Prefect's notifications fire."""
+    from audit import AuditFailed
+    from flows.audit_flow import audit_flow
+
+    world = tmp_path / "world"
+    write_world(world, seed=5, n_images=6)
+    (world / "images" / "probe_000001.png").write_bytes(b"not a png at all")
+    state = audit_flow(
+        store=str(tmp_path / "store"),
+        dataset="repope",
+        annotations=str(world),
+        images=str(world / "images"),
+        explain="none",
+        report=False,
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(AuditFailed, match=r"samples failed .* more than --max-failed-share 0.05") as failed:
+        state.result()
+    run_id = failed.value.result.run_id
+    assert Store(tmp_path / "store").run_status(run_id) == "failed"

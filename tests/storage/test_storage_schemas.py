@@ -20,7 +20,10 @@ from storage.schemas import SCHEMA_VERSION, SCHEMAS, fingerprint
 from storage.store import Store
 
 # One fingerprint per schema version: changing a field without bumping SCHEMA_VERSION fails here.
-PINNED = {1: "e93be97523a72c1f5d28ec96459f6953f6d9dba41bcaca9e5a48c3bb996939fe"}
+PINNED = {
+    1: "e93be97523a72c1f5d28ec96459f6953f6d9dba41bcaca9e5a48c3bb996939fe",
+    2: "2f976a159bd48bde9ff08fdf1bcebe5d7f21d8e5a3d7ded8c2aeaec9d11d6b23",
+}
 
 text = st.text(max_size=40)  # any unicode (no surrogates), including NUL, quotes, RTL, emoji
 floats = st.floats(allow_nan=False, width=64)

@@ -1,0 +1,190 @@
+"""The explain step: EAGLE explains one hallucination's counter token, the correction scan
+regenerates the answer with the lowest-ranked regions removed (AMCR, CSR@10%), and the answer's own
+tokens are re-scored along the same region order (which tokens rest on the image, which on the
+prior). The map goes to the store as a .npy file; the rows go back to the engine, which writes them.
+
+An explanation is identified across runs of one store by `explanation_key`: (sample, image
+digest, model identity, method version, settings). The engine reuses a stored explanation with the
+same key instead of computing it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from audit.backend import backend_for
+from audit.config import AuditConfig
+from audit.data import DataSource, SampleError, load_image
+from audit.mark import Target
+from auditors.parsing import parse_yes_no
+from eagle.types import Backend, GenerationRequest, ScoreRequest
+
+log = logging.getLogger(__name__)
+
+METHOD_VERSION = "eagle-audit-1"  # part of every explanation key: bump when results change
+ANSWER_TOKENS_METHOD = "answer-tokens"  # the answer's own tokens along the EAGLE order
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExplainSettings:
+    regions: int = 64
+    search: str = "efficient"
+    correction: bool = True
+    max_new_tokens: int = 8
+
+    @classmethod
+    def of(cls, config: AuditConfig) -> ExplainSettings:
+        return cls(
+            regions=config.regions,
+            search=config.search,
+            correction=config.correction,
+            max_new_tokens=config.max_new_tokens,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def method(self) -> str:
+        return f"eagle-{self.search}"
+
+
+def explanation_key(target: Target, *, model: str, image_digest: str, settings: ExplainSettings) -> str:
+    """The identity of an explanation across runs: same key, same result."""
+    blob = json.dumps(
+        [
+            target.image,
+            target.question,
+            target.answer_ids,
+            target.position,
+            target.counter_id,
+            image_digest,
+            model,
+            METHOD_VERSION,
+            settings.params(),
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExplainJob:
+    """One hallucination to explain: everything a worker process needs (picklable)."""
+
+    config: AuditConfig
+    data: DataSource
+    target: Target
+    settings: ExplainSettings
+    run_id: str
+    key: str
+
+
+def explain(job: ExplainJob) -> list[dict[str, Any]]:
+    """The explanations rows of one target (the EAGLE row and the answer-tokens row), or one row
+    with `error` set when this sample cannot be explained. Model access errors (a server down after
+    the backend's retries) propagate: they are the run's failure, not the sample's."""
+    from eagle.backends.errors import BackendError
+
+    try:
+        rows = explain_target(backend_for(job.config), job)
+    except SampleError as exc:
+        rows = [failed_row(job.target, job.settings, str(exc))]
+    except BackendError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one sample's failure is recorded, the run goes on
+        log.warning("explanation of %s failed: %s: %s", job.target.pair_id, type(exc).__name__, exc)
+        rows = [failed_row(job.target, job.settings, f"{type(exc).__name__}: {exc}")]
+    return [row | {"cache_key": job.key} for row in rows]
+
+
+def explain_target(backend: Backend, job: ExplainJob) -> list[dict[str, Any]]:
+    from eagle.correction import correction_scan
+    from eagle.method import Eagle, explain_order
+    from eagle.regions import SlicoSegmenter
+    from eagle.search import EfficientSearch, ExactSearch
+    from storage.rows import explanation_row
+    from storage.store import Store
+
+    target, settings = job.target, job.settings
+    image = load_image(job.data.images, target.image)
+    regions = SlicoSegmenter(n_segments=settings.regions).segment(image)
+    search = ExactSearch() if settings.search == "exact" else EfficientSearch()
+    request = ScoreRequest(
+        prompt=target.question,
+        answer_ids=target.answer_ids,
+        target_positions=(target.position,),
+        target_ids=(target.counter_id,),
+    )
+    expl = Eagle(backend, search=search).explain(image, regions, request)
+    # A unique name: a recomputed explanation (after a crash) never collides with an orphaned map.
+    name = f"{target.pair_id.replace('/', '-')}-{expl.method}-{uuid.uuid4().hex[:8]}"
+    ref = Store(job.config.store).write_map(job.run_id, name, expl.attribution_map.astype(np.float32))
+    row = explanation_row(
+        expl.to_dict(include_labels=False),
+        sample_id=target.pair_id,
+        question_id=target.question_id,
+        target_text=target.counter_text,
+        search=settings.search,
+        map_path=ref.path,
+        map_sha256=ref.sha256,
+        params=expl.params | settings.params(),
+        error=None,
+    )
+    if settings.correction:
+        regenerate = _regenerator(backend, target.question, settings.max_new_tokens)
+        corr = correction_scan(image, regions, expl.order, regenerate, target.truth, matcher=parse_yes_no)
+        row |= {
+            "correction_area": corr.area_removed,
+            "corrected": corr.corrected,
+            "corrected_answer": corr.answers[-1] if corr.corrected else None,
+            "correction_curve": [float(parse_yes_no(a) == target.truth) for a in corr.answers],
+        }
+    answer = ScoreRequest(
+        prompt=target.question,
+        answer_ids=target.answer_ids,
+        target_positions=tuple(range(len(target.answer_ids))),
+        target_ids=target.answer_ids,
+    )
+    tokens = explain_order(backend, image, regions, answer, expl.order, method=ANSWER_TOKENS_METHOD)
+    answer_row = explanation_row(
+        tokens.to_dict(include_labels=False),
+        sample_id=target.pair_id,
+        question_id=target.question_id,
+        target_text=backend.decode(target.answer_ids),
+        search="order-of:" + expl.method,
+        params=tokens.params | settings.params(),
+        error=None,
+    )
+    return [row, answer_row]
+
+
+def _regenerator(backend: Backend, prompt: str, max_new_tokens: int) -> Callable[[np.ndarray], list[str]]:
+    def regenerate(images: np.ndarray) -> list[str]:
+        reqs = [GenerationRequest(image=im, prompt=prompt, max_new_tokens=max_new_tokens) for im in images]
+        return [a.text for a in backend.generate(reqs)]
+
+    return regenerate
+
+
+def failed_row(target: Target, settings: ExplainSettings, error: str) -> dict[str, Any]:
+    """The row of an explanation that could not be computed (its sample's image is unreadable)."""
+    return {
+        "sample_id": target.pair_id,
+        "question_id": target.question_id,
+        "target_text": target.counter_text,
+        "target_position": target.position,
+        "target_token_id": target.counter_id,
+        "method": settings.method,
+        "search": settings.search,
+        "params": json.dumps(settings.params(), sort_keys=True),
+        "error": error,
+    }
