@@ -26,9 +26,12 @@ ever changes a value, only how fast it is computed.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -64,13 +67,26 @@ class _Resize:
     resample: int
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        from PIL import Image
-
         h, w = self.size
         out = np.empty((len(images), h, w, 3), np.uint8)
-        for i, image in enumerate(images):
-            out[i] = np.asarray(Image.fromarray(image).resize((w, h), resample=self.resample))
+
+        def one(i: int) -> None:
+            out[i] = np.asarray(_pil(images[i]).resize((w, h), resample=self.resample))
+
+        # PIL releases the GIL while it resamples: the images of a batch resize on every core.
+        list(_resize_pool().map(one, range(len(images))))
         return out
+
+
+def _pil(image: np.ndarray) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(image)
+
+
+@cache
+def _resize_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="resize")
 
 
 @dataclass(frozen=True)
