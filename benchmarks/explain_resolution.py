@@ -1,7 +1,7 @@
 """Explanation time against input resolution, for the same forwards (the input path's cost).
 
 One held-out probe scene, upscaled to 128, 336 and 512 px (bicubic), explained by EAGLE (efficient
-search) on the shipped probe model in-process, over the same 8x8 grid of regions: the search, the
+search) on the shipped probe model in-process, over the same grid of regions (8x8 by default): the search, the
 masks and therefore the forwards are the same at every size (checked: equal forward counts). What
 grows with the size is the input path: composing masked images, the processor's resize to 128 px,
 and its normalisation. Modes:
@@ -13,7 +13,7 @@ and its normalisation. Modes:
 Sizes and modes alternate round by round (a slow spell of the shared machine hits all of them);
 the median time per setting is reported, and its ratio to 128 px in the same mode.
 
-Run: .venv/bin/python benchmarks/explain_resolution.py [--rounds 5] [--threads 2]   (prints JSON)
+Run: .venv/bin/python benchmarks/explain_resolution.py [--rounds 5] [--threads 2] [--grid 8]   (prints JSON)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scene", type=int, default=3)
+    ap.add_argument("--grid", type=int, default=8, help="regions: a grid of N x N")
     args = ap.parse_args()
 
     import torch
@@ -52,7 +53,7 @@ def main() -> None:
     yes = backends["fast"].token_id("Yes")
     request = ScoreRequest(prompt=prompt, answer_ids=(yes,), target_positions=(0,), target_ids=(yes,))
     images = {s: np.asarray(Image.fromarray(scene.image).resize((s, s), Image.BICUBIC)) for s in SIZES}
-    labels = {s: GridSegmenter(rows=8, cols=8).segment(images[s]) for s in SIZES}
+    labels = {s: GridSegmenter(rows=args.grid, cols=args.grid).segment(images[s]) for s in SIZES}
 
     def explain(mode: str, size: int) -> tuple[float, int]:
         backend = backends[mode]
