@@ -7,7 +7,6 @@ retry (the model backend retries its own requests) and cache nothing (the store 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -49,27 +48,8 @@ def audit_flow(
 ) -> dict[str, Any]:
     """Audit a model on POPE/RePOPE-format questions into the Parquet store `store`; the flow run
     fails when the audit ends `failed` (so Prefect's notifications fire)."""
-    config = AuditConfig(
-        store=Path(store),
-        dataset=dataset,
-        annotations=Path(annotations) if annotations else None,
-        images=Path(images) if images else None,
-        **({"splits": tuple(splits)} if splits else {}),
-        limit=limit,
-        backend=backend,
-        model=model,
-        endpoint=tuple(endpoint or ()),
-        backend_options=backend_options or {},
-        explain=explain,
-        regions=regions,
-        search=search,
-        seed=seed,
-        probe_images=probe_images,
-        run_id=run_id,
-        explain_concurrency=explain_concurrency,
-        max_failed_share=max_failed_share,
-        report=report,
-    )
+    # The parameters are AuditConfig's fields; unset ones (None) take its defaults.
+    config = AuditConfig(**{name: value for name, value in locals().items() if value is not None})
     logger, progress = get_run_logger(), ProgressLog()
     runner = PrefectRunner({generate_step: generate_task, explain_step: explain_task})
     result = run_audit(
