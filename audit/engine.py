@@ -146,7 +146,9 @@ def run_audit(
             out.flush()
             targets = run.mark(backend, out)
             out.flush()
-            model_identity = digest or f"{config.model or 'served'}@run:{run_id}"
+            # the weights and the dtype they run in decide the scores (reuse across runs)
+            served = f"{config.model or 'served'}@run:{run_id}"
+            model_identity = f"{digest}:{info.get('dtype')}" if digest else served
             run.explain(targets, model_identity, out)
         answers = store.query("SELECT * FROM answers WHERE run_id = ?", [run_id]).to_pylist()
         metrics = metrics_rows(annotations, answers, config.splits)

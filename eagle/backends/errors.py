@@ -42,3 +42,11 @@ class TokenBoundaryError(BackendError):
     differently at the prompt/answer boundary than the ids the model generated; a score read at
     that position would be the probability of some other token, so it is an error, never a value.
     """
+
+
+class PromptMismatchError(BackendError):
+    """The prompt ids a server scored are not the ids it renders for the same chat messages.
+
+    Scores are only comparable (across backends, across servers) when they are scores of the same
+    token ids; a difference is reported, never scored through.
+    """

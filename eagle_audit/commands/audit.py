@@ -73,7 +73,7 @@ class UsageFailure(click.ClickException):
 @click.option("-v", "--verbose", count=True, help="-v: library logs (Prefect, HTTP); -vv: debug.")
 def audit(
     dataset, annotations, images, splits, limit, backend, model, endpoint, concurrency, timeout, deadline,
-    explain, regions,
+    dtype, explain, regions,
     search, store, run_id, seed, probe_images, explain_concurrency, max_failed_share, task_runner,
     no_prefect, no_report, as_json, verbose,
 ) -> None:  # fmt: skip
@@ -94,7 +94,7 @@ def audit(
             model=model,
             endpoint=tuple(e.strip() for e in (endpoint or "").split(",") if e.strip()),
             backend_options=backend_keywords(
-                backend, concurrency=concurrency, timeout=timeout, deadline=deadline
+                backend, concurrency=concurrency, timeout=timeout, deadline=deadline, dtype=dtype
             ),
             explain=explain,
             regions=regions,

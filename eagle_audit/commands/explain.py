@@ -60,6 +60,7 @@ def explain(
     concurrency: int,
     timeout: float | None,
     deadline: float | None,
+    dtype: str,
     batch_size: int | None,
     max_new_tokens: int,
     lambda1: float,
@@ -76,7 +77,7 @@ def explain(
 
     kw = {"batch_size": batch_size} if batch_size is not None else {}
     backend = backend_from_options(
-        backend, model, endpoint, concurrency, timeout=timeout, deadline=deadline, **kw
+        backend, model, endpoint, concurrency, timeout=timeout, deadline=deadline, dtype=dtype, **kw
     )
     try:
         result = explain_file(
