@@ -24,6 +24,7 @@ def probe_backend():
     import torch
 
     from eagle.backends.hf import HFBackend
+    from probe.model import CHECKPOINT_DIR
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    return HFBackend.from_pretrained(None)
+    return HFBackend.from_pretrained(CHECKPOINT_DIR)
