@@ -3,7 +3,9 @@ paired bootstrap confidence intervals of their differences.
 
 Every method explains the same samples with the same SLICO regions, targets and scorer, in one run:
 * object samples (`probe.suite` kinds "copies" and "large"): "Is there a X?", the model's "Yes"
-  explained; point game against the union of X's boxes and masks (any copy counts).
+  explained; point game against the union of X's boxes and masks (any copy counts), and
+  `top_on_distractor`: the map's peak lies on the same-colour ellipse (the usual point-game miss:
+  the probe model answers "Yes" to that colour blob shown alone; benchmarks/RESULTS.md, issue 15).
 * planted hallucinations (kind "planted"): the anchor A without its partner B; when the model says
   "Yes" to B the counter token "No" is explained. Cause hit: the region ranked last lies mostly on
   an A; the correction scan gives AMCR and CSR@10%.
@@ -53,7 +55,14 @@ DEFAULT_METHODS = (
     "feature_ablation",
     "occlusion",
 )
-OBJECT_METRICS = ("insertion_auc", "deletion_auc", "point_game_box", "point_game_mask", "energy_mask")
+OBJECT_METRICS = (
+    "insertion_auc",
+    "deletion_auc",
+    "point_game_box",
+    "point_game_mask",
+    "energy_mask",
+    "top_on_distractor",
+)
 HALLUCINATION_METRICS = ("cause_hit", "correction_area", "csr10")
 LOWER_IS_BETTER = frozenset({"deletion_auc", "correction_area"})
 
@@ -168,7 +177,7 @@ def collect(backend, cfg: CompareConfig, progress: bool = False, on_sample=None)
     from tqdm import tqdm
 
     from probe.classes import question_text
-    from probe.suite import make_hard_scene
+    from probe.suite import DISTRACTOR, make_hard_scene
 
     check_methods(cfg.methods)
     segmenter = SlicoSegmenter(n_segments=cfg.regions)
@@ -191,7 +200,7 @@ def collect(backend, cfg: CompareConfig, progress: bool = False, on_sample=None)
             prompt=question, answer_ids=answer.token_ids, target_positions=(0,), target_ids=(yes_id,)
         )
         labels = segmenter.segment(hs.scene.image)
-        mask, box = hs.mask(hs.target), hs.box(hs.target)
+        mask, box, distractor = hs.mask(hs.target), hs.box(hs.target), hs.mask(DISTRACTOR)
         for m, e in _run_methods(
             backend, hs.scene.image, labels, request, cfg.methods, index, cfg.batch_size
         ).items():
@@ -202,6 +211,7 @@ def collect(backend, cfg: CompareConfig, progress: bool = False, on_sample=None)
                     "point_game_box": float(point_game(amap, box)),
                     "point_game_mask": float(point_game(amap, mask)),
                     "energy_mask": energy_point_game(amap, mask),
+                    "top_on_distractor": float(distractor.any() and point_game(amap, distractor)),
                 }
             )
         done += 1

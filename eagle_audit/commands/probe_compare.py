@@ -90,7 +90,16 @@ def compare_cmd(
     if as_json:
         click.echo(json.dumps(result))
         return
-    keys = ("forward_passes", "insertion_auc", "deletion_auc", "point_game_box", "cause_hit", "amcr", "csr10")
+    keys = (
+        "forward_passes",
+        "insertion_auc",
+        "deletion_auc",
+        "point_game_box",
+        "top_on_distractor",
+        "cause_hit",
+        "amcr",
+        "csr10",
+    )
     click.echo(f"{'method':<24}" + "".join(f"{k:>16}" for k in keys))
     for name, row in result["means"].items():
         click.echo(

@@ -11,7 +11,8 @@ from eagle_fakes import ConstantScorer, InteractionScorer, LinearScorer, grid_la
 
 from eagle import Eagle, EfficientSearch, ExactSearch, Explanation, score_order
 from eagle.masking import compose
-from eagle.search import SEARCH_NAMES, LazySearch, search_by_name
+from eagle.regions import region_adjacency
+from eagle.search import SEARCH_NAMES, CoarseToFineSearch, LazySearch, merge_regions, search_by_name
 
 
 def reference_greedy(scorer, image, labels, req, lambda1, lambda2):
@@ -85,6 +86,10 @@ SEARCHES = [
     LazySearch(),
     LazySearch(batch=1, neighbours=True, stall=None),
     LazySearch(batch=3, tolerance=0.05, stall=0.5, stall_gap=2, refresh=4),
+    LazySearch(evidence=0.01, stall=None),
+    CoarseToFineSearch(),
+    CoarseToFineSearch(coarse=3, refine_below=0.2),
+    CoarseToFineSearch(coarse=1),
 ]
 
 
@@ -122,7 +127,13 @@ def test_ties_give_the_identity_order(search, n):
 
 
 @pytest.mark.parametrize(
-    "search", [ExactSearch(), EfficientSearch(search_scope=3, pending_samples=2, update_step=2), LazySearch()]
+    "search",
+    [
+        ExactSearch(),
+        EfficientSearch(search_scope=3, pending_samples=2, update_step=2),
+        LazySearch(),
+        CoarseToFineSearch(coarse=4, refine_below=0.1),
+    ],
 )
 def test_batch_size_never_changes_results(search):
     n = 11
@@ -219,6 +230,11 @@ def test_lazy_equals_exact_on_an_additive_scorer_at_a_tenth_of_the_cost(batch):
         image, labels, request()
     )
     assert lazy.order.tolist() == exact.order.tolist()
+    # the evidence bonus follows the first-step gains, which are the weights here: same order
+    ev = Eagle(LinearScorer(labels, weights), search=LazySearch(batch=batch, evidence=0.01)).explain(
+        image, labels, request()
+    )
+    assert ev.order.tolist() == exact.order.tolist()
     np.testing.assert_allclose(lazy.insertion, exact.insertion, atol=1e-12)
     # gains never change on an additive scorer: the first batch always confirms the best region,
     # and the best gain is never below the mean gain left, so no stall re-scoring happens
@@ -268,8 +284,81 @@ def test_search_names_build_each_search_and_reject_others():
         ({"stall": 1.5}, "stall must be a fraction"),
         ({"stall_gap": 0}, "stall_gap must be at least 1"),
         ({"refresh": 0}, "refresh must be at least 1"),
+        ({"evidence": 2.0}, "evidence must be a fraction"),
     ],
 )
 def test_lazy_settings_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LazySearch(**kwargs)
+
+
+def test_merge_regions_joins_adjacent_similar_colours_under_the_cap():
+    labels = grid_labels(4, 4)
+    image = np.zeros((*labels.shape, 3), np.uint8)
+    left = (labels % 4) < 2
+    image[left] = (200, 30, 30)  # two colour halves: merges stay inside a half while it can
+    image[~left] = (30, 30, 200)
+    group = merge_regions(image, labels, 16, 4)
+    assert sorted(set(group.tolist())) == [0, 1, 2, 3]
+    adj = region_adjacency(labels, 16)
+    for g in range(4):
+        ids = np.flatnonzero(group == g)
+        assert len(ids) <= 8  # ceil(2n/k)
+        assert len(set(left.reshape(4, 4, 4, 4)[:, 0, :, 0].ravel()[ids].tolist())) == 1  # one colour
+        reached, frontier = {int(ids[0])}, [int(ids[0])]  # connected through adjacency
+        while frontier:
+            r = frontier.pop()
+            for c in ids:
+                if adj[r, c] and int(c) not in reached:
+                    reached.add(int(c))
+                    frontier.append(int(c))
+        assert reached == set(ids.tolist())
+    assert merge_regions(image, labels, 16, 16).tolist() == list(range(16))
+
+
+def test_coarse_to_fine_is_the_exact_search_without_merging():
+    labels = grid_labels(2, 4)
+    scorer = InteractionScorer(labels, n_targets=2, seed=5)
+    image = region_image(labels)
+    exact = Eagle(scorer, search=ExactSearch()).explain(image, labels, request(2))
+    c2f = Eagle(scorer, search=CoarseToFineSearch(coarse=8)).explain(image, labels, request(2))
+    assert c2f.order.tolist() == exact.order.tolist()
+    np.testing.assert_allclose(c2f.insertion, exact.insertion, atol=1e-12)
+    assert c2f.forward_passes == exact.forward_passes - 2  # the last step (all of V) is not re-scored
+
+
+def test_coarse_to_fine_on_an_additive_scorer_orders_blocks_then_regions_by_weight():
+    labels = grid_labels(4, 6)
+    n = 24
+    weights = np.random.default_rng(2).permutation(np.arange(1, n + 1, dtype=float))
+    image = region_image(labels)
+    search = CoarseToFineSearch(coarse=5)
+    expl = Eagle(LinearScorer(labels, weights), search=search).explain(image, labels, request())
+    group = merge_regions(image, labels, n, 5)
+    blocks = list(dict.fromkeys(group[expl.order].tolist()))
+    totals = [weights[group == g].sum() for g in blocks]
+    assert totals == sorted(totals, reverse=True)  # blocks by total weight
+    for g in blocks:
+        inside = [v for v in expl.order.tolist() if group[v] == g]
+        assert np.all(np.diff(weights[inside]) < 0)  # regions by weight inside a block
+        assert set(np.flatnonzero(group == g)) == set(inside)
+    sizes = np.bincount(group)
+    k = len(sizes)
+    assert expl.forward_passes == 2 + k * (k + 1) - 2 + sum(int(m) * (int(m) + 1) - 2 for m in sizes)
+
+
+def test_coarse_to_fine_skips_refining_blocks_with_small_gains():
+    labels = grid_labels(4, 6)
+    weights = np.zeros(24)
+    weights[[0, 1]] = [5.0, 3.0]  # all the gain in one corner; every other block gains nothing
+    image = region_image(labels)
+    full = Eagle(LinearScorer(labels, weights), search=CoarseToFineSearch(coarse=5)).explain(
+        image, labels, request()
+    )
+    lean = Eagle(
+        LinearScorer(labels, weights), search=CoarseToFineSearch(coarse=5, refine_below=0.01)
+    ).explain(image, labels, request())
+    assert lean.order[:2].tolist() == full.order[:2].tolist() == [0, 1]
+    assert lean.forward_passes < full.forward_passes
+    ins, dels, _ = score_order(LinearScorer(labels, weights), image, labels, request(), lean.order)
+    np.testing.assert_allclose(lean.insertion, ins, atol=1e-12)

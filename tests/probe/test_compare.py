@@ -12,6 +12,7 @@ from probe_fakes import ColourProbe
 
 from probe.captum_methods import CAPTUM_METHODS, captum_explain
 from probe.compare import CompareConfig, check_methods, compare, paired_bootstrap, parse_method
+from probe.suite import DISTRACTOR, make_hard_scene
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "eagle"))
 from eagle_fakes import LinearScorer, grid_labels, region_image, request  # noqa: E402
@@ -89,6 +90,13 @@ def test_compare_runs_every_method_on_the_same_samples():
     for s in samples["eagle-exact"]:  # a budgeted method spends what its search spent on that sample
         assert by[(s, "lime@lazy")]["forward_passes"] == by[(s, "eagle-lazy")]["forward_passes"]
         assert by[(s, "rise@lazy")]["forward_passes"] == by[(s, "eagle-lazy")]["forward_passes"]
+    for r in rows:  # the distractor diagnostic: 0 or 1, and 0 where the scene has no distractor
+        if r["kind"] != "planted":
+            kind, index = r["sample"].rsplit("-", 1)
+            scene = make_hard_scene(5, int(index), kind)
+            assert r["top_on_distractor"] in (0.0, 1.0)
+            if not scene.mask(DISTRACTOR).any():
+                assert r["top_on_distractor"] == 0.0
     exact, rand = out["means"]["eagle-exact"], out["means"]["random"]
     assert exact["insertion_auc"] > rand["insertion_auc"] and exact["deletion_auc"] < rand["deletion_auc"]
     for row in out["means"].values():
