@@ -141,7 +141,9 @@ def explain_target(backend: Backend, job: ExplainJob) -> list[dict[str, Any]]:
     )
     if settings.correction:
         regenerate = _regenerator(backend, target.question, settings.max_new_tokens)
-        corr = correction_scan(image, regions, expl.order, regenerate, target.truth, matcher=parse_yes_no)
+        corr = correction_scan(
+            image, regions, expl.order, regenerate, lambda a: parse_yes_no(a) == target.truth
+        )
         row |= {
             "correction_area": corr.area_removed,
             "corrected": corr.corrected,
