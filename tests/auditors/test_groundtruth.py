@@ -96,20 +96,26 @@ def test_coco_instances_masks_from_polygons_and_rle(tmp_path: Path) -> None:
         coco_truth(tmp_path / "missing.json")
 
 
-def test_driver_regions_are_matched_to_the_object_under_most_of_their_pixels() -> None:
-    #   regions: 4 columns of 2 px; objects: moon on column 3 (whole), star on half of column 1
+def test_objects_are_ranked_by_the_one_minus_map_over_their_pixels() -> None:
+    # regions: 4 columns of 2 px; the moon on column 3, the star on half of 1, the circle on 3/4 of 0
     regions = np.repeat(np.arange(4)[None, :], 2, axis=1).repeat(4, axis=0).astype(np.int32)  # (4, 8)
     objects = np.zeros((4, 8), np.int32)
-    objects[:, 6:8] = 1  # moon covers region 3
-    objects[:2, 2:4] = 2  # star covers half of region 1: not more than half
-    objects[:3, 0:2] = 3  # circle covers 3/4 of region 0
+    objects[:, 6:8] = 1  # moon: region 3
+    objects[:2, 2:4] = 2  # star: half of region 1
+    objects[:3, 0:2] = 3  # circle: 3/4 of region 0
     masks = ObjectMasks(labels=objects, classes={1: "moon", 2: "star", 3: "circle"})
-    found = drivers([3, 1, 2, 0], regions, masks, k=3)  # ranked last: 0, then 2, then 1
-    assert [(d.rank, d.region, d.object) for d in found] == [(1, 0, "circle"), (2, 2, None), (3, 1, None)]
-    assert found[0].share == pytest.approx(0.75) and found[1].share == pytest.approx(1.0)
+    order = [3, 1, 2, 0]  # region 0 ranked last: the top of 1 − map
+    found = drivers(order, regions, masks, k=2)  # 1 − map evenly spaced by rank: 0, 1/3, 2/3, 1
+    assert [(d.rank, d.object) for d in found] == [(1, "circle"), (2, "star"), (3, "moon"), (None, None)]
+    assert [d.score for d in found[:3]] == pytest.approx([1.0, 1 / 3, 0.0])
+    assert [d.top_share for d in found[:3]] == [1.0, 0.0, 0.0]  # top 2 regions: 0 and 2
+    background = found[-1]  # 2 px of region 0, 4 of region 1, 8 of region 2
+    assert background.score == pytest.approx((2 * 1 + 4 / 3 + 8 * 2 / 3) / 14)
     assert first_object(found) == "circle"
-    found = drivers([0, 1, 2, 3], regions, masks, k=2)
-    assert first_object(found) == "moon" and found[0].instance == 1
-    assert first_object(drivers([3, 0, 1, 2], regions, masks, k=1)) is None  # region 2: background only
+    # the map's own values when given (gain-spaced): a map that puts the star's region at the top
+    scores = np.array([0.0, 0.0, 1.0, 1.0])  # 1 − map: regions 0 and 1 drive equally
+    found = drivers(order, regions, masks, region_scores=scores)
+    assert [d.object for d in found[:3]] == ["circle", "star", "moon"]  # tie 1.0 / 1.0: later rank first
+    assert found[0].score == found[1].score == 1.0
     with pytest.raises(ValueError, match="differ in size"):
         drivers([0], regions[:2], masks)
