@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from auditors.benchmarks.yesno import stored_outcome
 from storage.store import RunRecord, Store
 
 UTC = dt.UTC
@@ -44,8 +45,10 @@ def answer(sample_id: str, cls: str, verdict: str, pope: str | None, repope: str
         "object_class": cls,
         "answer_text": text,
         "verdict": verdict,
-        "pope_label": pope,
-        "repope_label": repope,
+        "labels": {ls: label for ls, label in (("pope", pope), ("repope", repope)) if label is not None},
+        "outcomes": {
+            ls: stored_outcome(label, verdict) for ls, label in (("pope", pope), ("repope", repope)) if label
+        },
         "token_ids": [7],
         "tokens": [" " + text],
         "logprobs": [-0.25],
