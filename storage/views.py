@@ -129,9 +129,9 @@ FROM answers a, unnest(map_entries(a.labels)) AS t(e)
     # with its driver score and rank (explanations.drivers; only where the data has object masks).
     "causes": """
 CREATE OR REPLACE VIEW causes AS
-SELECT x.run_id, x.sample_id, a.benchmark, a.image, x.label_set, m.kind, m.object_class AS hallucinated_class,
-    x.target_text, x.method, x.objective, d.rank, d.object AS driver_class, d.instance, d.score, d.top_share,
-    x.model, x.run_date
+SELECT x.run_id, x.sample_id, x.target_position, a.benchmark, a.image, x.label_set, m.kind,
+    m.object_class AS hallucinated_class, x.target_text, x.method, x.objective, d.rank,
+    d.object AS driver_class, d.instance, d.score, d.top_share, x.model, x.run_date
 FROM explanations x
 JOIN answers_stored a ON a.run_id = x.run_id AND a.sample_id = x.sample_id
 JOIN marks m ON m.run_id = x.run_id AND m.sample_id = x.sample_id

@@ -22,3 +22,32 @@ def synthetic_store(_synthetic_template: Path, tmp_path: Path) -> Path:
     root = tmp_path / "store"
     shutil.copytree(_synthetic_template, root)
     return root
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def as_v1(root: Path) -> None:
+    """Turn a v2 store into what schema version 1 wrote: explanations without `cache_key`."""
+    import pyarrow.parquet as pq
+
+    for part in (root / "explanations").rglob("*.parquet"):
+        table = pq.read_table(part)
+        table = table.drop_columns(["cache_key"]).replace_schema_metadata(
+            {b"eagle_audit.schema_version": b"1"}
+        )
+        pq.write_table(table, part)
+
+
+@pytest.fixture(params=["current", "v2", "v1"])
+def query_store(request, _synthetic_template: Path, tmp_path: Path) -> Path:
+    """The hand-computed synthetic store as this version writes it, and as schema versions 2 and 1
+    wrote it (tests/storage/fixtures): every example query must give the same rows on all three."""
+    root = tmp_path / "store"
+    if request.param == "current":
+        shutil.copytree(_synthetic_template, root)
+    else:
+        shutil.copytree(FIXTURES / "v2-synthetic", root)
+        if request.param == "v1":
+            as_v1(root)
+    return root
