@@ -53,6 +53,12 @@ def select_items(items: Sequence[Item], limit: int | None) -> list[Item]:
     return list(items) if limit is None else list(items[:limit])
 
 
+def sample_order(items: Sequence[Item]) -> dict[str, tuple[int, int]]:
+    """Sample id -> (item index, sample index): the run's order of answers rows, whatever order the
+    store returns them in (marks, targets and bootstrap intervals depend on it)."""
+    return {s.sample_id: (i, k) for i, item in enumerate(items) for k, s in enumerate(item.samples)}
+
+
 def load_image(images: Path, name: str) -> RGBImage:
     """An RGB uint8 image (H, W, 3) of the data set; raises SampleError naming the file when it is
     missing, corrupt or refused by the image loader."""
@@ -88,5 +94,6 @@ __all__ = [
     "load_image",
     "load_items",
     "prepare_data",
+    "sample_order",
     "select_items",
 ]

@@ -33,7 +33,7 @@ from typing import Any
 
 from audit.backend import backend_for, model_id, weights_digest
 from audit.config import AuditConfig, check_inputs
-from audit.data import file_digest, image_digest, load_items, prepare_data
+from audit.data import file_digest, image_digest, load_items, prepare_data, sample_order
 from audit.explain import ANSWER_TOKENS_METHOD, ExplainJob, ExplainSettings, explain, explanation_key
 from audit.generate import GenerateJob, batches, generate
 from audit.mark import mark_answers
@@ -137,7 +137,9 @@ def run_audit(
             model_identity = digest or f"{config.model or 'served'}@run:{run_id}"
             run.explain(targets, model_identity, out)
         answers = stored_answers(store, run_id)
-        metrics = metrics_rows(benchmark, loaded, answers, config.splits)
+        order = sample_order(items)  # the run's order, not the store's: bootstrap intervals depend on it
+        in_order = sorted(answers, key=lambda r: order.get(r["sample_id"], (len(order), 0)))
+        metrics = metrics_rows(benchmark, loaded, in_order, config.splits)
         store.write("metrics", metrics, run_id)
         failed_samples = len({a["image"] + "\0" + a["question"] for a in answers if a["error"] is not None})
         explain_rows = run.explanation_rows()

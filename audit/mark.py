@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from audit.data import sample_order
 from auditors.benchmarks.base import Item, Target
 from eagle.types import Backend
 
@@ -19,12 +20,8 @@ def mark_answers(
     always give the same marks and targets. Rows of failed samples are skipped."""
     from auditors.marking import TokenMarker
 
-    order: dict[str, tuple[int, int]] = {}
-    item_of: dict[str, Item] = {}
-    for i, item in enumerate(items):
-        for k, sample in enumerate(item.samples):
-            order[sample.sample_id] = (i, k)
-            item_of[sample.sample_id] = item
+    order = sample_order(items)
+    item_of = {sample.sample_id: item for item in items for sample in item.samples}
     tokenizer = getattr(backend, "tokenizer", None)
     marker = TokenMarker.from_tokenizer(tokenizer) if tokenizer is not None else None
     marks: list[dict[str, Any]] = []

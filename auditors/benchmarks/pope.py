@@ -306,8 +306,8 @@ class PopeBenchmark(YesNoBenchmark):
         if source.annotations is None:
             raise SourceError(
                 "--annotations",
-                "the pope benchmark needs the POPE/RePOPE annotation directory; "
-                "`eagle-audit pope fetch --out DIR` downloads it",
+                "the pope benchmark needs --annotations DIR (the POPE/RePOPE files; "
+                "`eagle-audit pope fetch --out DIR` downloads them)",
             )
 
     def load(self, source: DataSource, splits: Sequence[str]) -> BenchmarkData:

@@ -121,11 +121,12 @@ def _question_id(item: Item) -> int | None:
 
 
 def yes_no_metrics(rows: Sequence[Mapping[str, Any]], splits: Sequence[str]) -> list[MetricGroup]:
-    """Metrics from answers rows: per label set, split (and "all", which sums the splits) and object
-    class (and "all"). Unparsed answers are counted; failed samples (no answer) are left out of n."""
+    """Metrics from answers rows: per label set, split (and "all", which sums the splits; `splits`
+    gives their order, others follow by name) and object class (and "all"). Unparsed answers are
+    counted; failed samples (no answer) are left out of n."""
     groups: dict[
         tuple[str, str], list[tuple[str, str, str]]
-    ] = {}  # (label set, split) -> [(outcome, image, class)]
+    ] = {}  # (label set, split) -> (outcome, image, class)
     for r in rows:
         if r.get("answer_text") is None:
             continue
@@ -133,13 +134,18 @@ def yes_no_metrics(rows: Sequence[Mapping[str, Any]], splits: Sequence[str]) -> 
         for label_set, label in dict(r.get("labels") or {}).items():
             o = outcome(label, verdict)
             for split in (r.get("split"), "all"):
-                if split == "all" or split in splits:
+                if split is not None:
                     groups.setdefault((label_set, split), []).append(
                         (o, r["image"], r.get("object_class") or "")
                     )
     out: list[MetricGroup] = []
-    order = {s: i for i, s in enumerate([*splits, "all"])}
-    for (label_set, split), found in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
+    order = {s: i for i, s in enumerate(splits)} | {"all": len(splits) + 1}
+
+    def key(group: tuple[tuple[str, str], Any]) -> tuple[str, int, str]:
+        label_set, split = group[0]
+        return label_set, order.get(split, len(splits)), split
+
+    for (label_set, split), found in sorted(groups.items(), key=key):
         outcomes = [o for o, _, _ in found]
         ci = cluster_bootstrap(outcomes, [im for _, im, _ in found], ("accuracy", "f1"), BOOTSTRAP_REPLICATES)
         values: dict[str, float] = {}
