@@ -1,4 +1,5 @@
-"""The Prefect `audit` flow: thin wiring of the Prefect-free engine (`audit.run_audit`, which owns
+"""The Prefect `audit` flow (named audit_flow.py: Prefect imports a flow file under its own stem, which must
+not shadow the `audit` package): thin wiring of the Prefect-free engine (`audit.run_audit`, which owns
 the run: resume, reuse, writes, failure policy). The generate and explain steps run as Prefect
 tasks on the flow's task runner (threads, or Dask with `--task-runner dask=ADDRESS`); tasks do not
 retry (the model backend retries its own requests) and cache nothing (the store is the memory).
@@ -6,7 +7,6 @@ retry (the model backend retries its own requests) and cache nothing (the store 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -52,30 +52,8 @@ def audit_flow(
     """Audit a model on a benchmark (`benchmark`: "pope", "captions" or any registered plug-in)
     into the Parquet store `store`; the flow run fails when the audit ends `failed` (so Prefect's
     notifications fire)."""
-    config = AuditConfig(
-        store=Path(store),
-        benchmark=benchmark,
-        dataset=dataset,
-        annotations=Path(annotations) if annotations else None,
-        images=Path(images) if images else None,
-        instances=Path(instances) if instances else None,
-        **({"splits": tuple(splits)} if splits else {}),
-        limit=limit,
-        backend=backend,
-        model=model,
-        endpoint=tuple(endpoint or ()),
-        backend_options=backend_options or {},
-        explain=explain,
-        regions=regions,
-        search=search,
-        seed=seed,
-        probe_images=probe_images,
-        max_new_tokens=max_new_tokens,
-        run_id=run_id,
-        explain_concurrency=explain_concurrency,
-        max_failed_share=max_failed_share,
-        report=report,
-    )
+    # The parameters are AuditConfig's fields; unset ones (None) take its defaults.
+    config = AuditConfig(**{name: value for name, value in locals().items() if value is not None})
     logger, progress = get_run_logger(), ProgressLog()
     runner = PrefectRunner({generate_step: generate_task, explain_step: explain_task})
     result = run_audit(
