@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from auditors.annotations import SPLITS
+from auditors.benchmarks.base import SourceError
 from eagle.search import SEARCH_NAMES as SEARCHES
 
 DATASETS = ("probe", "repope")
@@ -24,12 +25,9 @@ BACKENDS = ("hf", "vllm-server", "vllm-engine")
 PROBE_MODEL = "probe"  # the shipped probe checkpoint (the default model of the hf and vllm-engine backends)
 
 
-class ConfigError(ValueError):
-    """A setting that cannot work; the message names the option (`--name`) and what to do."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(f"{option}: {message}")
-        self.option = option
+class ConfigError(SourceError):
+    """A setting that cannot work; the message names the option (`--name`) and what to do. (A
+    benchmark's own input errors, `SourceError`, are the same kind of error.)"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +78,6 @@ class AuditConfig:
                 "--dataset", f"unknown dataset {self.dataset!r}; choose {' or '.join(DATASETS)}"
             )
         from auditors.benchmarks import get_benchmark
-        from auditors.benchmarks.base import SourceError
 
         try:
             benchmark = get_benchmark(self.benchmark)

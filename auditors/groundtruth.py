@@ -156,9 +156,22 @@ def load_masks(source: MaskSource | None, image: str) -> ObjectMasks | None:
     raise ValueError(f"unknown mask source kind {source.kind!r}; choose 'probe' or 'coco'")
 
 
-@functools.lru_cache(maxsize=4)
 def _probe_records(world: Path | str) -> dict[str, dict[str, Any]]:
     path = Path(world) / "ground_truth.json"
+    return _read_probe(path, *_version(path))
+
+
+def _version(path: Path) -> tuple[int, int]:
+    """(mtime, size) of a file, so a cached read is redone when the file changes; (0, 0) if missing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return 0, 0
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=4)
+def _read_probe(path: Path, mtime_ns: int, size: int) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
         records = {check_image_name(r["image"], str(path)): r for r in data["images"]}
@@ -172,9 +185,16 @@ def _probe_records(world: Path | str) -> dict[str, dict[str, Any]]:
 Segmentation = Any  # COCO: a list of polygons [x1, y1, x2, y2, ...], or an RLE dict {"counts", "size"}
 
 
-@functools.lru_cache(maxsize=2)
 def _coco(path: Path) -> dict[str, tuple[tuple[int, int], list[tuple[Segmentation, str, float]]]]:
-    """File name -> ((height, width), [(segmentation, class, area), ...]); read once per process."""
+    """File name -> ((height, width), [(segmentation, class, area), ...]); read once per process
+    (and again when the file changes)."""
+    return _read_coco(path, *_version(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_coco(
+    path: Path, mtime_ns: int, size: int
+) -> dict[str, tuple[tuple[int, int], list[tuple[Segmentation, str, float]]]]:
     try:
         data = json.loads(path.read_text())
         names = {c["id"]: c["name"] for c in data["categories"]}

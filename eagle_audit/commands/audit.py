@@ -209,10 +209,10 @@ def _flow_parameters(config: Any) -> dict[str, Any]:
 
 
 def _as_click_error(exc: Exception) -> click.ClickException:
-    from audit.config import ConfigError
     from auditors.annotations import AnnotationError
+    from auditors.benchmarks.base import SourceError
 
-    if isinstance(exc, ConfigError | AnnotationError):
+    if isinstance(exc, SourceError | AnnotationError):  # ConfigError is a SourceError
         return UsageFailure(str(exc))
     return click.ClickException(f"{type(exc).__name__}: {exc}")
 
