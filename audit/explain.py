@@ -146,7 +146,8 @@ def explain_target(backend: Backend, job: ExplainJob) -> list[dict[str, Any]]:
         target_positions=target.positions,
         target_ids=target.target_ids,
     )
-    expl = Eagle(objective_scorer(backend, target.objective), search=search).explain(image, regions, request)  # type: ignore[arg-type]
+    scorer = objective_scorer(backend, target.objective)  # type: ignore[arg-type]
+    expl = Eagle(scorer, search=search).explain(image, regions, request)
     # A unique name: a recomputed explanation (after a crash) never collides with an orphaned map.
     name = f"{target.sample_id.replace('/', '-')}-{target.position}-{expl.method}-{uuid.uuid4().hex[:8]}"
     ref = Store(job.config.store).write_map(job.run_id, name, expl.attribution_map.astype(np.float32))

@@ -259,7 +259,7 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     for col in ["labels", *columns]:
         table.add_column(col.replace("_", " "), justify="right")
     for r in summary["metrics"]:
-        table.add_row(r["label_set"], *(_fmt(r[k]) for k in columns))
+        table.add_row(r["label_set"], *(_fmt(r[k], k) for k in columns))
     console.print(table)
     console.print(f"store:  {summary['store']}")
     if summary.get("report"):
@@ -270,9 +270,13 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     )
 
 
-def _fmt(x: Any) -> str:
+COUNTS = frozenset({"n", "unparsed", "mentions", "hallucinated", "unverified", "captions", "present"})
+
+
+def _fmt(x: Any, key: str = "") -> str:
+    """A metric for the summary table: counts as integers, rates with three decimals."""
     if x is None:
         return "-"
-    if isinstance(x, float) and not x.is_integer():
-        return f"{x:.3f}"
-    return str(int(x)) if isinstance(x, float) else str(x)
+    if key in COUNTS or isinstance(x, int):
+        return str(int(x))
+    return f"{x:.3f}" if isinstance(x, float) else str(x)

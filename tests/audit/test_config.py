@@ -103,6 +103,8 @@ def test_a_complete_run_cannot_be_resumed(tmp_path: Path) -> None:
         (["--run-id", "bad/id"], "Error: --run-id: run id 'bad/id' is not allowed"),
         (["--splits", "random,weird"], "Error: --splits: unknown split(s) weird"),
         (["--task-runner", "celery"], "Error: unknown --task-runner 'celery'"),
+        (["--benchmark", "chair"], "Error: --benchmark: Unknown benchmark 'chair'."),
+        (["--benchmark", "captions", "--dataset", "repope", "--images", "/tmp"], "Error: --instances:"),
     ],
 )
 def test_the_cli_refuses_bad_inputs_at_once(args, message, tmp_path: Path) -> None:
