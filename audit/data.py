@@ -62,7 +62,7 @@ def sample_order(items: Sequence[Item]) -> dict[str, tuple[int, int]]:
 def load_image(images: Path, name: str) -> RGBImage:
     """An RGB uint8 image (H, W, 3) of the data set; raises SampleError naming the file when it is
     missing, corrupt or refused by the image loader."""
-    from eagle.run import load_rgb
+    from eagle.images import load_rgb
 
     try:
         return load_rgb(image_path(images, name))

@@ -85,6 +85,16 @@ class AuditFailed(RuntimeError):
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
+def describe_failure(exc: BaseException) -> str:
+    """The run record's error for an exception; an interrupt (Ctrl-C, or SIGTERM turned into an
+    exception by the CLI or by Prefect's flow engine) says so, with its signal when it has one."""
+    text = f"{type(exc).__name__}: {exc}".removesuffix(": ")
+    signum = getattr(exc, "signal", None)
+    if isinstance(signum, int) and str(signum) not in text:
+        text += f" (signal {signum})"
+    return text if isinstance(exc, Exception) else f"interrupted: {text}"
+
+
 def run_audit(
     config: AuditConfig,
     *,
@@ -134,7 +144,9 @@ def run_audit(
             out.flush()
             targets = run.mark(items, backend, out)
             out.flush()
-            model_identity = digest or f"{config.model or 'served'}@run:{run_id}"
+            # the weights and the dtype they run in decide the scores (reuse across runs)
+            served = f"{config.model or 'served'}@run:{run_id}"
+            model_identity = f"{digest}:{info.get('dtype')}" if digest else served
             run.explain(targets, model_identity, out)
         answers = stored_answers(store, run_id)
         order = sample_order(items)  # the run's order, not the store's: bootstrap intervals depend on it
@@ -155,11 +167,13 @@ def run_audit(
             or next((r["error"] for r in explain_rows if r["error"]), None),
         )
     except BaseException as exc:
-        log.error("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
+        cause = describe_failure(exc)
+        log.error("run %s failed: %s", run_id, cause)
         try:
-            store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            store.finish_run(run_id, "failed", error=cause)
         except Exception as close_error:  # noqa: BLE001 - e.g. disk full: keep the original error
             log.error("could not record run %s as failed: %s", run_id, close_error)
+        store.close()  # the attempt is over: its lock goes even when its status could not be written
         raise
     status = "failed" if error else "complete"
     store.finish_run(run_id, status, error=error)

@@ -31,7 +31,15 @@ def ensure_world(parent: Path, *, seed: int, n_images: int) -> Path:
 
     log.info("writing the probe world (%d scenes, seed %d) to %s", n_images, seed, root)
     tmp = root.with_name(f".{root.name}.tmp-{time.time_ns()}")
-    write_world(tmp, seed, n_images, "heldout")
+    try:
+        write_world(tmp, seed, n_images, "heldout")
+    except OSError as exc:
+        from storage.writer import DiskFullError, is_disk_full
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            raise DiskFullError(root) from exc
+        raise
     try:
         tmp.rename(root)
     except OSError:  # written by another audit meanwhile

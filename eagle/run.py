@@ -8,25 +8,13 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from eagle.explanation import Explanation
 from eagle.heatmap import overlay, save_png
+from eagle.images import load_rgb
 from eagle.method import Eagle
 from eagle.regions import SlicoSegmenter
 from eagle.search import search_by_name
-from eagle.types import Backend, GenerationRequest, RGBImage, ScoreRequest
-
-
-def load_rgb(path: Path | str) -> RGBImage:
-    """Read an image file as RGB uint8 (H, W, 3): the one place images are converted on load."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"cannot read {path} as an image ({exc}); give a PNG or JPEG file") from exc
+from eagle.types import Backend, GenerationRequest, ScoreRequest
 
 
 def _norm(text: str) -> str:

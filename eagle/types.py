@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, TypedDict, runtime_checkable
 
 import numpy as np
 
@@ -88,17 +88,36 @@ class Answer:
     top_logprobs: tuple[dict[int, float], ...] = field(default=())  # optional, per token
 
 
+class BackendInfo(TypedDict, total=False):
+    """What a backend says of itself, recorded with every run (JSON-able)."""
+
+    engine: str  # "hf" | "vllm-server" | "vllm-engine"
+    engine_version: str | None  # transformers or vLLM version
+    model: str  # checkpoint directory or served model name
+    dtype: str | None  # weights/compute dtype, e.g. "float32" (None: not known to the client)
+    device: str  # in-process backends
+    endpoints: list[str]  # vllm-server
+
+
 @runtime_checkable
 class Backend(Scorer, Protocol):
-    """A model behind one interface: generate answers, score targets, and tokenise answers the
-    way the model's chat template does."""
+    """A model behind one interface: generate answers, score targets, tokenise answers the way the
+    model's chat template does, describe itself, and release what it holds."""
 
     model_id: str
+
+    def info(self) -> BackendInfo:
+        """Engine, version, model and dtype, for the run record."""
+        ...
+
+    def close(self) -> None:
+        """Release connections, engines and caches; the backend is not used afterwards."""
+        ...
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Answer]:
         ...
 
-    def answer_token_ids(self, prompt: str, answer: str) -> tuple[int, ...]:
+    def answer_token_ids(self, prompt: str, answer: str, system: str | None = None) -> tuple[int, ...]:
         """Token ids of `answer` as it follows the prompt in the chat template."""
         ...
 

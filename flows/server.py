@@ -24,6 +24,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+# Below this much free space under PREFECT_HOME a server that died is reported as out of disk.
+_LOW_DISK_BYTES = 16 * 1024 * 1024
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -97,10 +99,7 @@ class TemporaryPrefectServer:
         with httpx.Client(timeout=5) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise ServerStartError(
-                        f"the temporary Prefect server exited with code {self.process.returncode}; "
-                        f"see {self._log_path} (or pass --no-prefect to run without Prefect)"
-                    )
+                    raise self._exit_error(self.process.returncode)
                 try:
                     if client.get(f"{self.api_url}/health").status_code == 200:
                         return
@@ -112,6 +111,19 @@ class TemporaryPrefectServer:
             f"the temporary Prefect server did not answer within {self.start_timeout_s:.0f}s "
             f"(log: {self._log_path}); retry, set PREFECT_API_URL to a running server, or pass --no-prefect"
         )
+
+    def _exit_error(self, code: int) -> ServerStartError:
+        """Why the server died; a full disk under PREFECT_HOME (its database) is named as such."""
+        import shutil
+
+        from storage.writer import disk_full_message
+
+        what = f"the temporary Prefect server exited with code {code}"
+        if shutil.disk_usage(self.home).free < _LOW_DISK_BYTES:
+            error = ServerStartError(f"{disk_full_message(self.home)}: {what} (its database is there)")
+            error.filename = str(self.home)
+            return error
+        return ServerStartError(f"{what}; see {self._log_path} (or pass --no-prefect to run without Prefect)")
 
     def stop(self) -> None:
         proc, self.process = self.process, None

@@ -294,7 +294,7 @@ def build_report(
         store = Store(store_path, create=False)
     except (StoreNotFoundError, ValueError) as exc:
         raise ReportError(str(exc)) from exc
-    con = store.connect(read_only=True)
+    con = store.connect()
     try:
         run = queries.select_run(con, run_id, model)
         before = queries.previous_run(con, run)

@@ -19,19 +19,20 @@ WEBP_QUALITY = 82
 
 def load_rgb(image_root: Path | None, name: str) -> np.ndarray | None:
     """The image `name` under `image_root` as (H, W, 3) uint8 RGB, or None when it is missing,
-    unreadable or would resolve outside `image_root` (names come from the store, not from us)."""
+    unreadable, over the pixel cap or would resolve outside `image_root` (names come from the
+    store, not from us)."""
     if image_root is None:
         return None
-    from PIL import Image, UnidentifiedImageError
+    from eagle.images import ImageLoadError
+    from eagle.images import load_rgb as load
 
     root = Path(image_root).resolve()
     path = (root / name).resolve()
     if root not in path.parents or not path.is_file():
         return None
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError):
+        return load(path)
+    except ImageLoadError:
         return None
 
 

@@ -7,7 +7,7 @@ One call per pipeline step, so a thin Prefect task can wrap each:
     todo = [s for s in samples if s.id not in store.done_samples(run_id, "answers")]   # resume
     store.write("answers", rows, run_id)            # atomic part file; keys already stored are skipped
     store.finish_run(run_id, "complete")            # append-only status event
-    con = store.connect()                           # read-only DuckDB connection with the views
+    con = store.connect()                           # DuckDB connection with the views; cannot write
 
 Guarantees: every write is one new, uniquely named file published atomically (no reader ever sees
 a partial file); a key already stored for a run is never stored again (a retried task or a
@@ -19,6 +19,7 @@ not at all.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import logging
 import os
@@ -36,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage import layout
+from storage.connection import connect_readonly
 from storage.layout import Partition, check_run_id, check_store_path, is_compacted, is_data_file, run_of_part
 from storage.rows import Rows, conform, to_json, to_table
 from storage.schemas import (
@@ -48,11 +50,11 @@ from storage.schemas import (
     read_schema,
     with_metadata,
 )
-from storage.sql import check_read_only, quote_identifier, quote_literal
-from storage.views import create_views
+from storage.sql import check_read_only, quote_identifier
 from storage.writer import (
     ensure_dir,
     fsync_dir,
+    is_disk_full,
     remove_stale_tmp,
     sha256_file,
     write_npy,
@@ -62,6 +64,11 @@ from storage.writer import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Space a running run sets aside for its closing status event (a run_events part file is ~3 KB),
+# and the part of it that holds a reason when even that cannot be written (a full disk).
+_RESERVE_BYTES = 1 << 20
+_LAST_WORDS_BYTES = 4096
 
 # View that holds a stored table's rows (answers has a derived view on top of its stored rows).
 _STORED_VIEW = {"runs": "run_records", "answers": "answers_stored"}
@@ -224,52 +231,58 @@ class Store:
         return f"Store({str(self.root)!r})"
 
     # ---- connections --------------------------------------------------------------------
-    def connect(self, read_only: bool = True):  # -> duckdb.DuckDBPyConnection
+    def connect(self):  # -> duckdb.DuckDBPyConnection
         """An in-memory DuckDB connection with the store's views (runs, answers, marks, explanations,
-        metrics, run_records, run_events). With `read_only` (the default) file access is limited to
-        the store directory and the configuration is locked; use `query()` for untrusted SQL, which
-        also refuses every statement that is not a SELECT."""
-        import duckdb
-
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")
-        create_views(con, self.root)
-        if read_only:
-            con.execute(f"SET allowed_directories = [{quote_literal(str(self.root) + os.sep)}]")
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-        return con
+        metrics, run_records, run_events) on which no statement can write a file: it reads the store
+        and nothing else, and its configuration is locked (storage.connection). `query()` also
+        refuses every statement that is not a SELECT."""
+        return connect_readonly(self.root)
 
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pa.Table:
         """Run one read-only statement (SELECT or EXPLAIN) with bound parameters; returns Arrow.
 
         Raises ReadOnlyQueryError for any other statement (COPY, CREATE, INSERT, ATTACH, ...)."""
+        import duckdb
+
         statements = check_read_only(sql)
         if len(statements) != 1:
             raise ValueError(f"pass one statement at a time (got {len(statements)})")
-        con = self.connect(read_only=True)
+        con = self.connect()
         try:
             return _retry_vanished(lambda: con.sql(statements[0], params=params).to_arrow_table())
+        except duckdb.Error as exc:
+            # a refusal of the store's filesystem comes back as a Python traceback: keep its last line
+            text = str(exc).rstrip()
+            if not text.startswith("Traceback (most recent call last)"):
+                raise
+            raise type(exc)(text.splitlines()[-1]) from exc
         finally:
             con.close()
 
     def _cursor(self):
         with self._lock:
             if self._con is None:
-                self._con = self.connect(read_only=False)
+                self._con = self.connect()
             return self._con.cursor()
 
     # ---- runs ---------------------------------------------------------------------------
     def begin_run(self, record: RunRecord) -> str:
         """Record a run (status running) and return its id. If the run already exists and is not
         complete, it is resumed: its record must match on the fields that determine the answers
-        (model, revision, backend, decoding, seed, data checksums, code version)."""
+        (model, revision, backend, decoding, seed, data checksums, code version).
+
+        A resumed run still marked running had a previous attempt that died without closing it
+        (its process held the run's lock until it ended): that attempt is closed as failed, with
+        the reason it left if it could not write one (a full disk), and the reason is logged."""
         run_id = check_run_id(record.run_id or "")
         with self._lock:
-            self._acquire_run_lock(run_id)
+            fresh_lock = self._acquire_run_lock(run_id)
+            reserved = False
             try:
                 existing = self._stored_record(run_id)
                 if existing is None:
+                    self._reserve(run_id)
+                    reserved = True
                     self._write_rows("runs", [record.to_row()], run_id, record.partition)
                     partition = record.partition
                 else:
@@ -280,10 +293,19 @@ class Store:
                         )
                     self._check_resumable(run_id, existing, record)
                     partition = Partition(model=existing["model"], run_date=existing["run_date"])
+                    self._runs[run_id] = _Run(partition=partition, status=existing["status"])
+                    if existing["status"] == "running" and fresh_lock:
+                        self._close_dead_attempt(run_id)
                     log.info("resuming run %s (attempt %d)", run_id, existing["attempts"] + 1)
+                if not reserved:
+                    self._reserve(run_id)
+                    reserved = True
                 self._runs[run_id] = _Run(partition=partition, status="running")
                 self._write_event(run_id, "running", None)
             except BaseException:
+                if reserved:  # (never before: the reserve may hold a dead attempt's reason)
+                    self._drop_reserve(run_id)
+                self._runs.pop(run_id, None)
                 self._release_run_lock(run_id)
                 raise
         return run_id
@@ -296,8 +318,18 @@ class Store:
             run = self._run(run_id)
             if run.status == "complete":
                 raise RunStateError(f"run {run_id!r} is already complete; it cannot be closed again")
-            self._write_event(run_id, status, error)
+            try:
+                self._write_event(run_id, status, error)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                # leave the reason where the next start finds it, in space this run set aside at
+                # its start, then free the rest of that space and write the status again; if even
+                # that fails the run stays `running` and the next start reports the reason
+                self._leave_last_words(run_id, f"{error or status} (then closing the run failed: {exc})")
+                self._write_event(run_id, status, error)
             run.status = status
+            self._drop_reserve(run_id)
             self._release_run_lock(run_id)
 
     @contextmanager
@@ -326,6 +358,73 @@ class Store:
             "pid": os.getpid(),
         }
         self._write_rows("run_events", [row], run_id, self._runs[run_id].partition)
+
+    # ---- space for the last status of a run ----------------------------------------------------
+    def _reserve_path(self, run_id: str) -> Path:
+        return self.root / "_locks" / f"run-{run_id}.reserve"
+
+    def _reserve(self, run_id: str) -> None:
+        """Set aside _RESERVE_BYTES for this run's closing status event, zeroed (no last words)."""
+        ensure_dir(self.root / "_locks")
+        fd = os.open(self._reserve_path(run_id), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, _RESERVE_BYTES)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                os.pwrite(fd, b"\0" * _RESERVE_BYTES, 0)  # filesystems without fallocate
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _leave_last_words(self, run_id: str, text: str) -> None:
+        """Write `text` over the start of the reserve (already allocated: needs no new space), then
+        give the rest of the reserve back to the disk."""
+        path = self._reserve_path(run_id)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return
+        try:
+            words = text.encode("utf-8", "replace")[: _LAST_WORDS_BYTES - 1] + b"\0"
+            os.pwrite(fd, words, 0)
+            os.fsync(fd)
+            os.ftruncate(fd, _LAST_WORDS_BYTES)
+        finally:
+            os.close(fd)
+
+    def _last_words(self, run_id: str) -> str | None:
+        try:
+            with open(self._reserve_path(run_id), "rb") as f:
+                head = f.read(_LAST_WORDS_BYTES)
+        except FileNotFoundError:
+            return None
+        text = head.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+        return text or None
+
+    def _drop_reserve(self, run_id: str) -> None:
+        self._reserve_path(run_id).unlink(missing_ok=True)
+
+    def _close_dead_attempt(self, run_id: str) -> None:
+        """Close the previous attempt of `run_id`, which died while running: a `failed` event with
+        what it left as its reason (or that it left none: killed or crashed)."""
+        cur = self._cursor()
+        try:
+            row = _retry_vanished(
+                lambda: cur.execute(
+                    "SELECT host, pid, event_at FROM run_events WHERE run_id = ? AND status = 'running' "
+                    "ORDER BY event_at DESC LIMIT 1",
+                    [run_id],
+                ).fetchone()
+            )
+        finally:
+            cur.close()
+        who = "" if row is None else f" (pid {row[1]} on {row[0]}, started {row[2]:%Y-%m-%d %H:%M:%S} UTC)"
+        why = self._last_words(run_id) or "no reason was recorded: it was killed or crashed"
+        message = f"the previous attempt{who} died without closing the run: {why}"
+        log.warning("run %s: %s", run_id, message)
+        self._write_event(run_id, "failed", message)
 
     def _stored_record(self, run_id: str) -> dict[str, Any] | None:
         cur = self._cursor()
@@ -367,9 +466,10 @@ class Store:
             self._runs[run_id] = run
         return run
 
-    def _acquire_run_lock(self, run_id: str) -> None:
+    def _acquire_run_lock(self, run_id: str) -> bool:
+        """Take the run's lock; True when this call took it (False: this Store already held it)."""
         if run_id in self._run_locks:
-            return
+            return False
         fd = self._flock(f"run-{run_id}.lock")
         if fd is None:
             raise StoreBusyError(
@@ -377,6 +477,7 @@ class Store:
                 "wait for it to finish or choose another run id"
             )
         self._run_locks[run_id] = fd
+        return True
 
     def _release_run_lock(self, run_id: str) -> None:
         fd = self._run_locks.pop(run_id, None)
@@ -589,7 +690,7 @@ class Store:
 
     def info(self) -> StoreInfo:
         """Tables (files, rows, bytes, replaced files), runs with their status and answer counts."""
-        con = self.connect(read_only=False)
+        con = self.connect()
         try:
             tables = []
             for table in SCHEMAS:
@@ -638,13 +739,14 @@ class Store:
 
 def _retry_vanished(fn: Callable[[], T]) -> T:
     """Run a query again when a file it globbed was deleted before DuckDB opened it (compaction
-    removing replaced files); the next glob no longer lists it. Three attempts."""
+    removing replaced files); the next glob no longer lists it. Three attempts. (The store's
+    filesystem raises FileNotFoundError, which DuckDB passes on as an Error with its text.)"""
     import duckdb
 
     for attempt in range(3):
         try:
             return fn()
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             if "No such file" not in str(exc) or attempt == 2:
                 raise
             log.debug("a file vanished during a query, retrying: %s", exc)

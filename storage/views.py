@@ -21,6 +21,7 @@ Views:
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
 from storage.layout import COMPACTED_GLOB, PART_GLOB
@@ -47,15 +48,18 @@ def _typed_empty(columns: list[tuple[str, str]]) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def table_view_sql(root: Path, table: str, view_name: str | None = None) -> str:
-    """CREATE VIEW statement for one stored table (identifiers and the path quoted; no data in the SQL)."""
+def table_view_sql(root: Path | str, table: str, view_name: str | None = None) -> str:
+    """CREATE VIEW statement for one stored table (identifiers and the path quoted; no data in the SQL).
+
+    `root` is the store directory, or the URL DuckDB reads it through (`eaglestore://`, see
+    storage.readonly_fs)."""
     schema = SCHEMAS[table]
-    base = Path(root) / table
+    base = posixpath.join(str(root), table)
     columns = [(f.name, duckdb_type(f.type)) for f in [*schema, *LEGACY_COLUMNS.get(table, ())]]
     extra = [("model", "VARCHAR"), ("run_date", "DATE"), ("filename", "VARCHAR")]
     lineage = [(ORIGIN_COLUMN, "VARCHAR"), (FROM_COLUMN, "VARCHAR")]
-    files = quote_literal(str(base / PART_GLOB))
-    compacted = quote_literal(str(base / COMPACTED_GLOB))
+    files = quote_literal(posixpath.join(base, PART_GLOB))
+    compacted = quote_literal(posixpath.join(base, COMPACTED_GLOB))
     select = ", ".join(qi(name) for name, _ in columns + extra[:2])
     return f"""
 CREATE OR REPLACE VIEW {qi(view_name or VIEW_NAMES[table])} AS
@@ -160,8 +164,9 @@ FROM run_records r LEFT JOIN ev USING (run_id)
 }
 
 
-def create_views(con, root: Path) -> list[str]:  # con: duckdb.DuckDBPyConnection
-    """Create every view on `con` for the store at `root`; returns the analyst-facing view names."""
+def create_views(con, root: Path | str) -> list[str]:  # con: duckdb.DuckDBPyConnection
+    """Create every view on `con` for the store at `root` (a directory or the `eaglestore://` URL);
+    returns the analyst-facing view names."""
     for table in SCHEMAS:
         # the stored answers feed the derived `answers` view
         con.execute(table_view_sql(root, table, "answers_stored" if table == "answers" else None))

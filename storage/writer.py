@@ -13,6 +13,8 @@ import errno
 import hashlib
 import io
 import os
+import re
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +27,57 @@ import pyarrow.parquet as pq
 from storage.layout import TMP_SUFFIX, tmp_path
 
 COMPRESSION = "zstd"
+# errno values, and message texts (pyarrow, sqlite), of a full disk or exhausted quota
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_DISK_FULL_TEXT = re.compile(
+    r"no space left on (?:device|the disk)|disk quota exceeded|database or disk is full", re.I
+)
+
+
+class DiskFullError(OSError):
+    """A write failed because the disk (or quota) holding `filename` is full; the message says how
+    much is free there."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(errno.ENOSPC, disk_full_message(path), str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error in its cause chain, says the disk or the quota is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+            return True
+        if _DISK_FULL_TEXT.search(str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def disk_full_message(path: Path | str) -> str:
+    """'no space left on the disk of PATH (N free of M)', sizes of the nearest existing directory."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+        free = f"{human_bytes(usage.free)} free of {human_bytes(usage.total)}"
+    except OSError:
+        free = "free space unknown"
+    return f"no space left on the disk of {path} ({free})"
 
 
 def fsync_dir(path: Path) -> None:
@@ -71,18 +124,21 @@ def _publish(tmp: Path, final: Path) -> None:
 
 
 def write_atomic(final: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Run `write(file)` on a hidden temporary file beside `final`, fsync it, then publish it."""
+    """Run `write(file)` on a hidden temporary file beside `final`, fsync it, then publish it.
+    A full disk raises DiskFullError naming `final` (and leaves no temporary file)."""
     final = Path(final)
-    ensure_dir(final.parent)
     tmp = tmp_path(final)
     try:
+        ensure_dir(final.parent)
         with open(tmp, "xb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         _publish(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise DiskFullError(final) from exc
         raise
     return final
 

@@ -1,11 +1,13 @@
 """Model access behind one interface (`eagle.types.Backend`): generation with token ids and
-logprobs, and batched target-token scoring (EAGLE's `Scorer`).
+logprobs, batched target-token scoring (EAGLE's `Scorer`), `info()` for the run record and
+`close()` to release what the backend holds.
 
 Backends are found by name and imported lazily, so `import eagle` never imports transformers
 weights, vLLM or an HTTP client:
 
     >>> from eagle.backends import build_backend
     >>> backend = build_backend("vllm-server", model="probe", endpoint="http://127.0.0.1:8000")
+    >>> backend = build_backend("hf", model="path/to/checkpoint", dtype="auto")
 
 | name          | class                                            | runs the model                  |
 |---------------|--------------------------------------------------|---------------------------------|
@@ -19,6 +21,8 @@ from __future__ import annotations
 import difflib
 import importlib
 from typing import Any
+
+from eagle.types import Backend
 
 # name -> "module:attribute"; each attribute is a class or factory taking (model=..., endpoint=..., **kw).
 BACKENDS: dict[str, str] = {
@@ -42,12 +46,13 @@ def backend_class(name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def build_backend(name: str, model: Any = None, endpoint: str | None = None, **kw: Any) -> Any:
+def build_backend(name: str, model: Any = None, endpoint: str | None = None, **kw: Any) -> Backend:
     """Build the backend registered under `name`.
 
-    `model` is a checkpoint path or served model name (None: the shipped probe model); `endpoint`
-    is one or more comma-separated server URLs (only for `vllm-server`); other keywords go to the
-    backend's constructor unchanged.
+    `model` is a checkpoint directory (`hf`, `vllm-engine`: required; the library has no default
+    model) or a served model name (`vllm-server`; None: the one model the server lists); `endpoint`
+    is one or more comma-separated server URLs (only for `vllm-server`); other keywords (dtype,
+    batch_size, concurrency, ...) go to the backend's constructor unchanged.
     """
     cls = backend_class(name)
     if endpoint is not None:
@@ -57,6 +62,11 @@ def build_backend(name: str, model: Any = None, endpoint: str | None = None, **k
                 "drop --endpoint or pick --backend vllm-server"
             )
         kw["endpoint"] = endpoint
+    if model is None and name in ("hf", "vllm-engine"):
+        raise ValueError(
+            f"backend {name!r} needs a model: a local checkpoint directory (the eagle-audit CLI uses the "
+            "shipped probe checkpoint when --model is not given)"
+        )
     return cls(model=model, **kw)
 
 

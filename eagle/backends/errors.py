@@ -31,10 +31,22 @@ class BadResponseError(BackendError):
     """The server answered 200 with a body that is not the expected JSON."""
 
 
+class ResponseTooLargeError(BackendError):
+    """The server's response body passed the size cap (not retried: it would answer the same)."""
+
+
 class TokenBoundaryError(BackendError):
     """The teacher-forced answer tokens are not the prompt tokens at their positions.
 
     Happens when the answer prefix, rendered as text through the chat template, tokenises
     differently at the prompt/answer boundary than the ids the model generated; a score read at
     that position would be the probability of some other token, so it is an error, never a value.
+    """
+
+
+class PromptMismatchError(BackendError):
+    """The prompt ids a server scored are not the ids it renders for the same chat messages.
+
+    Scores are only comparable (across backends, across servers) when they are scores of the same
+    token ids; a difference is reported, never scored through.
     """

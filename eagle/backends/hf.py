@@ -8,16 +8,18 @@ batch with `use_cache=False`, and keeps logits only at the target positions. All
 call share the prompt, so sequences have equal length; generation pads on the left with the
 attention mask (and positions derived from it by `generate`).
 
+The prompt is exactly the token ids the chat template renders (the processor adds no BOS of its
+own, as vLLM's chat path adds none), so in-process and server scores are scores of the same tokens.
+
 Example::
 
-    >>> backend = HFBackend.from_pretrained("probe/checkpoint")              # doctest: +SKIP
+    >>> backend = HFBackend("probe/checkpoint")                                # doctest: +SKIP
     >>> ids = backend.answer_token_ids("Is there a star in the image?", "Yes")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from eagle.backends import allocator
-from eagle.backends.shared_prompt_inputs import SharedPromptInputs
-from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
+from eagle.backends.chat import ChatTokens, chat_messages
+from eagle.backends.hf_checkpoint import check_checkpoint, load_model, load_processor
+from eagle.backends.shared_prompt_inputs import SharedPromptInputs, run_processor
+from eagle.types import Answer, BackendInfo, GenerationRequest, RGBBatch, ScoreRequest, Scores
 
 log = logging.getLogger(__name__)
 
@@ -34,39 +38,53 @@ DEFAULT_MEMORY_BUDGET_MB = 1024  # activation budget for one scoring forward pas
 DEFAULT_MAX_BATCH = 64
 
 
-class HFBackend:
+class HFBackend(ChatTokens):
     """A local transformers model behind the `eagle.types.Backend` protocol.
 
     Args:
-        model: a model directory (str/Path), None for the shipped probe checkpoint, or an already
-            loaded model object (then `processor` is required).
-        processor: the model's processor (loaded from `model` when it is a path).
+        model: a model directory (str/Path), or an already loaded model object (then `processor` is
+            required). There is no default model: callers choose the checkpoint (the CLI's default
+            is the shipped probe checkpoint).
+        processor: the model's processor (loaded from `model` when it is a path; never with a video
+            processor, which would need torchvision).
         device: torch device string. Default "cpu".
+        dtype: "auto" (the checkpoint's own dtype), "float32", "bfloat16" or "float16".
         batch_size: images per forward pass; None picks one from `memory_budget_mb`. Never changes
             results, only speed.
         memory_budget_mb: activation memory one scoring forward may use when batch_size is None.
         retain_freed_memory: keep freed activation memory for the next batch (glibc thresholds,
             process-wide; see `eagle.backends.allocator`). Never changes results, only speed.
+        fast_inputs: build scoring inputs through the verified shortcut of
+            `eagle.backends.shared_prompt_inputs` where it applies (else the processor runs per
+            image). Never changes results, only speed.
     """
 
     def __init__(
         self,
-        model: Any = None,
+        model: Any,
         *,
         processor: Any = None,
         device: str = "cpu",
+        dtype: str = "auto",
         batch_size: int | None = None,
         memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
         max_batch_size: int = DEFAULT_MAX_BATCH,
         model_id: str | None = None,
         retain_freed_memory: bool = True,
+        fast_inputs: bool = True,
     ) -> None:
         import torch
 
-        if model is None or isinstance(model, (str, Path)):
-            path = None if model in (None, "probe") else Path(model)
-            model, processor = _load(path, device)
-            model_id = model_id or ("probe" if path is None else str(path))
+        if model is None:
+            raise ValueError(
+                "HFBackend needs a model: a local checkpoint directory (the eagle-audit CLI passes the "
+                "shipped probe checkpoint when --model is not given)"
+            )
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            check_checkpoint(path)
+            model_id = model_id or str(path)
+            model, processor = load_model(path, dtype=dtype, device=device), load_processor(path)
         elif processor is None:
             raise ValueError("pass the model's processor together with a loaded model object")
         if batch_size is not None and batch_size < 1:
@@ -81,78 +99,73 @@ class HFBackend:
         self.model_id = model_id or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self._prompt_cache: dict[tuple[str, str | None], str] = {}
         self._prompt_lens: dict[tuple[str, int, int], int] = {}
-        self._shared_inputs = SharedPromptInputs(processor)
+        self._shared_inputs = SharedPromptInputs(processor) if fast_inputs else None
         self.forward_passes = 0  # images scored so far (for benchmarks)
         if retain_freed_memory:
             allocator.retain_freed_memory()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, **kw: Any) -> HFBackend:
-        """Load a local model directory (default: the shipped probe checkpoint)."""
+    def from_pretrained(cls, path: str | Path, **kw: Any) -> HFBackend:
+        """Load a local model directory."""
         return cls(model=path, **kw)
 
-    # ---- prompts and tokens --------------------------------------------------------------
-    def _messages(self, prompt: str, system: str | None, answer: str | None = None) -> list[dict]:
-        messages: list[dict] = []
-        if system:
-            messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-        messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]})
-        if answer is not None:
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-        return messages
+    def info(self) -> BackendInfo:
+        """Provenance for run records: engine and version, model, dtype and device."""
+        import transformers
 
+        dtype = str(self.model.dtype).removeprefix("torch.")
+        return BackendInfo(engine="hf", engine_version=transformers.__version__, model=self.model_id,
+                           dtype=dtype, device=str(self.device))  # fmt: skip
+
+    def close(self) -> None:
+        """Drop the cached prompt inputs (the model is freed with the backend)."""
+        self._prompt_cache.clear()
+        self._prompt_lens.clear()
+        if self._shared_inputs is not None:
+            self._shared_inputs = SharedPromptInputs(self.processor)
+
+    # ---- prompts and tokens --------------------------------------------------------------
     def prompt_text(self, prompt: str, system: str | None = None) -> str:
         """The chat-template text up to and including the generation prompt."""
         key = (prompt, system)
         if key not in self._prompt_cache:
             self._prompt_cache[key] = self.processor.apply_chat_template(
-                self._messages(prompt, system), add_generation_prompt=True, tokenize=False
+                chat_messages(prompt, system=system), add_generation_prompt=True, tokenize=False
             )
         return self._prompt_cache[key]
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def answer_token_ids(self, prompt: str, answer: str, system: str | None = None) -> tuple[int, ...]:
-        """Token ids of `answer` as it follows the prompt in the chat template
-        (continue_final_message), so the boundary tokenisation is the model's own."""
-        head = self._encode(self.prompt_text(prompt, system))
-        full_text = self.processor.apply_chat_template(
-            self._messages(prompt, system, answer), continue_final_message=True, tokenize=False
+    def _render_chat(self, prompt: str, system: str | None, answer: str | None) -> list[int]:
+        if answer is None:
+            return self._encode(self.prompt_text(prompt, system))
+        text = self.processor.apply_chat_template(
+            chat_messages(prompt, system=system, answer=answer), continue_final_message=True, tokenize=False
         )
-        full = self._encode(full_text)
-        if full[: len(head)] != head:
-            raise ValueError(
-                f"the chat template merges the answer {answer!r} into the prompt's last tokens, so "
-                "its tokens cannot be separated; pass the answer's token ids from generate() instead"
-            )
-        return tuple(full[len(head) :])
-
-    def token_id(self, token: str) -> int:
-        ids = self.answer_token_ids("", token)
-        if len(ids) != 1:
-            raise ValueError(
-                f"{token!r} is {len(ids)} tokens {list(ids)} for model {self.model_id!r}, not one; "
-                "give a single-token word as it appears in answers (e.g. 'No')"
-            )
-        return ids[0]
+        return self._encode(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def prompt_token_ids(
+        self, image: np.ndarray, prompt: str, answer_ids: Sequence[int] = (), system: str | None = None
+    ) -> tuple[int, ...]:
+        """The token ids this backend scores for `prompt` on `image` followed by `answer_ids`: the
+        chat template's rendering with the image placeholder expanded, then the answer tokens."""
+        ids = self._score_inputs(self.prompt_text(prompt, system), np.asarray(image)[None])["input_ids"]
+        return tuple(int(t) for t in ids[0]) + tuple(int(t) for t in answer_ids)
+
     # ---- scoring -------------------------------------------------------------------------
     def _inputs(self, texts: list[str], images: RGBBatch | Sequence[np.ndarray]) -> dict:
         """Processor inputs for texts and RGB uint8 images (the processor resizes/normalises)."""
-        from PIL import Image
-
-        pil = [Image.fromarray(np.ascontiguousarray(im)) for im in images]
-        inputs = self.processor(text=texts, images=pil, return_tensors="pt", padding=True)
+        inputs = run_processor(self.processor, texts, list(images))
         return {k: v.to(self.device) for k, v in inputs.items()}
 
     def _score_inputs(self, text: str, images: RGBBatch) -> dict:
-        """Inputs for one prompt over a chunk of same-size images: the verified pixel-table path
-        when the processor allows it (same tensors, ~20x cheaper), else the processor."""
-        inputs = self._shared_inputs(text, images)
+        """Inputs for one prompt over a chunk of same-size images: the verified shortcut when the
+        processor allows it (same tensors, far cheaper), else the processor."""
+        inputs = None if self._shared_inputs is None else self._shared_inputs(text, images)
         if inputs is None:
             return self._inputs([text] * len(images), images)
         return {k: v.to(self.device) for k, v in inputs.items()}
@@ -193,13 +206,7 @@ class HFBackend:
         step = self.auto_batch_size(self._prompt_len(text, images) + len(prefix)) if len(images) else 1
         while start < images.shape[0]:
             chunk = images[start : start + step]
-            inputs = self._score_inputs(text, chunk)
-            ids = inputs["input_ids"]
-            if prefix:
-                tail = torch.tensor(prefix, dtype=ids.dtype, device=self.device).expand(len(chunk), -1)
-                ids = torch.cat([ids, tail], dim=1)
-                inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(tail)], dim=1)
-            inputs["input_ids"] = ids
+            inputs = _append_tokens(self._score_inputs(text, chunk), prefix)
             keep = len(prefix) + 1  # logits at the last prompt token and at each prefix token
             try:
                 with torch.inference_mode():
@@ -281,24 +288,23 @@ class HFBackend:
         return [a.text for a in self.generate(requests)]
 
 
-def _load(path: Path | None, device: str) -> tuple[Any, Any]:
-    """Load a local model directory offline; the probe loader for None or a probe checkpoint."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from probe.model import CHECKPOINT_DIR, load_probe
+def _append_tokens(inputs: dict, ids: Sequence[int]) -> dict:
+    """`inputs` with the token ids `ids` appended to every sequence: text tokens, attended to, so any
+    other per-token tensor (token_type_ids, mm_token_type_ids) gets 0 ("text") for them."""
+    import torch
 
-    path = path or CHECKPOINT_DIR
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(
-            f"no model at {path} (config.json missing): pass a local model directory, or train the probe "
-            "model with `eagle-audit probe train`"
-        )
-    import json
-
-    arch = json.loads((path / "config.json").read_text()).get("architectures") or []
-    if arch == ["LlavaForConditionalGeneration"]:
-        return load_probe(path, device=device)
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype="auto").to(device).eval()
-    return model, AutoProcessor.from_pretrained(path)
+    if not ids:
+        return inputs
+    prompt = inputs["input_ids"]  # (b, L)
+    n = len(prompt)
+    out = dict(inputs)
+    for key, value in inputs.items():
+        if value.dim() >= 2 and tuple(value.shape[:2]) == tuple(prompt.shape):
+            if key == "input_ids":
+                tail = torch.tensor(list(ids), dtype=value.dtype, device=value.device).expand(n, -1)
+            elif key == "attention_mask":
+                tail = torch.ones((n, len(ids)), dtype=value.dtype, device=value.device)
+            else:
+                tail = torch.zeros((n, len(ids)), dtype=value.dtype, device=value.device)
+            out[key] = torch.cat([value, tail], dim=1)
+    return out

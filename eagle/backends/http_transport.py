@@ -1,16 +1,24 @@
-"""The HTTP transport of the server backend: JSON requests with bounded concurrency, per-attempt
-timeouts, retries with backoff and endpoint rotation, driven from synchronous code through a private
+"""The HTTP transport of the server backend: JSON requests with bounded concurrency, timeouts,
+retries with backoff and endpoint rotation, driven from synchronous code through a private
 event-loop thread. It knows HTTP and JSON, not vLLM: `openai_server` speaks the vLLM dialect over it.
+
+Every wait is bounded: `connect_timeout_s` to open a connection, `timeout_s` for one attempt
+(request sent, whole body read), `deadline_s` for one request over all its attempts and backoff
+sleeps, and a body may hold at most `max_response_bytes` (after decompression). This is the only
+place requests are retried; callers (flows, tasks) must not retry on top of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import json
 import logging
 import random
 import threading
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +30,21 @@ from eagle.backends.errors import (
     EndpointUnavailableError,
     ModelNotServedError,
     RequestRejectedError,
+    ResponseTooLargeError,
 )
 
 log = logging.getLogger(__name__)
 
 API_KEY_ENVS = ("EAGLE_AUDIT_API_KEY", "VLLM_API_KEY")
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+# Per-attempt limit (connect, send, whole answer), connection limit, and extra attempts after a
+# transient failure: a server that never answers costs at most (4 + 1) x 120 s plus backoff.
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_MAX_RETRIES = 4
+# Largest response body accepted. Real ones are far smaller: prompt_logprobs of a 4k-token prompt
+# with an image are ~1 MB of JSON.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 def parse_endpoints(endpoint: str | Sequence[str]) -> list[str]:
@@ -64,9 +81,21 @@ class _Response:
         return json.loads(self.content)
 
 
+# Transports not closed yet, closed at interpreter exit while their loop threads still run: later
+# (from __del__ during finalisation) the daemon thread is frozen, close() waits out its timeout and
+# aiohttp prints "Unclosed client session" after the CLI's last line.
+_OPEN: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_transports() -> None:
+    for transport in list(_OPEN):
+        transport.close()
+
+
 class Transport:
-    """JSON POST/GET with bounded concurrency, per-attempt timeouts, retries and endpoint rotation,
-    driven from synchronous code through a private event-loop thread."""
+    """JSON POST/GET with bounded concurrency, timeouts, a deadline per request, retries and endpoint
+    rotation, driven from synchronous code through a private event-loop thread."""
 
     def __init__(
         self,
@@ -79,15 +108,26 @@ class Transport:
         max_retries: int,
         backoff_s: float,
         max_backoff_s: float,
+        deadline_s: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        for name, value in (("timeout", timeout_s), ("connect timeout", connect_timeout_s)):
+            if not value > 0:
+                raise ValueError(f"the {name} must be a positive number of seconds, got {value}")
+        if deadline_s is not None and not deadline_s > 0:
+            raise ValueError(f"the deadline must be a positive number of seconds (or None), got {deadline_s}")
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be >= 1, got {max_response_bytes}")
         self.endpoints = endpoints
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.deadline_s = deadline_s
+        self.max_response_bytes = max_response_bytes
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -99,6 +139,7 @@ class Transport:
         self._thread.start()
         self._client: Any = None
         self._sem: asyncio.Semaphore | None = None
+        _OPEN.add(self)
         self.attempts = 0  # total HTTP attempts (for tests and logs)
         self.retries = 0
 
@@ -121,11 +162,8 @@ class Transport:
             # ~3 ms of client CPU per request (it polls every pooled socket on each request),
             # aiohttp ~1 ms; on a small box the client shares the CPUs with the server.
             connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0)
-            # `total` bounds the whole attempt, response body included, so a server trickling
-            # bytes cannot hold a request forever.
-            timeout = aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=self.connect_timeout_s)
             self._client = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, headers=self._headers, raise_for_status=False
+                connector=connector, headers=self._headers, raise_for_status=False
             )
             self._sem = asyncio.Semaphore(self.concurrency)
 
@@ -154,40 +192,68 @@ class Transport:
         await self._setup()
         assert self._sem is not None
         start = next(self._rr)
+        attempts = self.max_retries + 1
         last: BaseException | None = None
         last_url = ""
-        for attempt in range(self.max_retries + 1):
+        deadline_at: float | None = None  # set when the first attempt starts (not while queued)
+        out_of_time = False
+        for attempt in range(attempts):
             base = endpoint or self.endpoints[(start + attempt) % len(self.endpoints)]
             url = base + path
-            last_url = base
             if attempt:
-                self.retries += 1
                 delay = self._delay(attempt - 1)
+                if deadline_at is not None and time.monotonic() + delay >= deadline_at:
+                    out_of_time = True
+                    break
+                self.retries += 1
                 log.warning("retrying %s in %.2fs after: %s", url, delay, last)
                 await asyncio.sleep(delay)
-            try:
-                async with self._sem:
-                    self.attempts += 1
-                    async with self._client.request(method, url, json=body) as r:
-                        resp = _Response(r.status, r.reason or "", await r.read())
-            except TimeoutError as e:  # aiohttp's timeouts subclass it
-                last = EndpointTimeoutError(
-                    f"vLLM server at {base} did not answer {method} {path} within {self.timeout_s:.0f}s "
-                    f"(after {attempt + 1} attempt(s)); raise --timeout or check the server's load",
-                    endpoint=base,
+            last_url = base
+            async with self._sem:
+                now = time.monotonic()
+                if deadline_at is None and self.deadline_s is not None:
+                    deadline_at = now + self.deadline_s
+                budget = self.timeout_s if deadline_at is None else min(self.timeout_s, deadline_at - now)
+                if budget <= 0:
+                    out_of_time = True
+                    break
+                # `total` bounds the whole attempt, response body included, so a server trickling
+                # bytes cannot hold a request; `sock_connect` bounds opening the connection.
+                timeout = aiohttp.ClientTimeout(
+                    total=budget, sock_connect=min(self.connect_timeout_s, budget)
                 )
-                last.__cause__ = e
-                continue
-            except (aiohttp.ClientError, OSError) as e:
-                last = EndpointUnavailableError(
-                    f"cannot reach the vLLM server at {base} "
-                    f"({type(e).__name__}: {e or 'connection failed'}) after {attempt + 1} attempt(s); "
-                    "check --endpoint and that the server is running "
-                    "(`eagle-audit serve probe` starts a local one)",
-                    endpoint=base,
-                )
-                last.__cause__ = e
-                continue
+                self.attempts += 1
+                try:
+                    async with self._client.request(method, url, json=body, timeout=timeout) as r:
+                        resp = _Response(r.status, r.reason or "", await self._read_body(r, base, path))
+                except aiohttp.ConnectionTimeoutError as e:
+                    last = EndpointTimeoutError(
+                        f"could not connect to the vLLM server at {base} within "
+                        f"{min(self.connect_timeout_s, budget):.3g}s (attempt {attempt + 1} of {attempts}); "
+                        "check --endpoint and that the host is reachable",
+                        endpoint=base,
+                    )
+                    last.__cause__ = e
+                    continue
+                except TimeoutError as e:  # aiohttp's other timeouts subclass it
+                    last = EndpointTimeoutError(
+                        f"vLLM server at {base} did not answer {method} {path} within {budget:.3g}s "
+                        f"(attempt {attempt + 1} of {attempts}); check the server and its load, "
+                        "or raise --timeout (per request) or --deadline (per call, retries included)",
+                        endpoint=base,
+                    )
+                    last.__cause__ = e
+                    continue
+                except (aiohttp.ClientError, OSError) as e:
+                    last = EndpointUnavailableError(
+                        f"cannot reach the vLLM server at {base} "
+                        f"({type(e).__name__}: {e or 'connection failed'}) after {attempt + 1} attempt(s); "
+                        "check --endpoint and that the server is running "
+                        "(`eagle-audit serve probe` starts a local one)",
+                        endpoint=base,
+                    )
+                    last.__cause__ = e
+                    continue
             if resp.status_code != 200:
                 err = self._status_error(resp, base, path)
                 if resp.status_code in RETRY_STATUS:
@@ -211,10 +277,36 @@ class Transport:
             except BadResponseError as e:
                 last = e
                 continue
-        assert last is not None
+        assert last is not None  # the first attempt always runs: the deadline starts with it
+        notes = []
+        if out_of_time:
+            notes.append(f"stopped at the --deadline of {self.deadline_s:g}s")
         if isinstance(last, BackendError) and last_url and len(self.endpoints) > 1:
-            last.args = (f"{last.args[0]} [endpoints tried in turn: {', '.join(self.endpoints)}]",)
+            notes.append(f"endpoints tried in turn: {', '.join(self.endpoints)}")
+        if notes:
+            last.args = (f"{last.args[0]} [{'; '.join(notes)}]",)
         raise last
+
+    async def _read_body(self, r: Any, base: str, path: str) -> bytes:
+        """The whole body (decompressed), refused once it passes `max_response_bytes`."""
+        cap = self.max_response_bytes
+
+        def too_large(size: str) -> ResponseTooLargeError:
+            return ResponseTooLargeError(
+                f"vLLM server at {base} answered {path} with {size}, over the response cap of {cap} bytes; "
+                "is --endpoint a vLLM server? (raise max_response_bytes if such answers are expected)",
+                endpoint=base,
+            )
+
+        if r.content_length is not None and r.content_length > cap:
+            raise too_large(f"a body of {r.content_length} bytes")
+        chunks, size = [], 0
+        async for chunk in r.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > cap:
+                raise too_large(f"more than {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @staticmethod
     def _status_error(resp: _Response, base: str, path: str) -> BackendError:
@@ -255,6 +347,7 @@ class Transport:
         return [t.result() for t in tasks]
 
     def close(self) -> None:
+        _OPEN.discard(self)
         if self._loop.is_closed():
             return
 

@@ -28,27 +28,34 @@ from typing import Any
 
 import numpy as np
 
+from eagle.backends.chat import ChatTokens, chat_messages
 from eagle.backends.errors import (
     BackendError,
     BadResponseError,
     ModelNotServedError,
+    PromptMismatchError,
     TokenBoundaryError,
 )
-from eagle.backends.http_transport import API_KEY_ENVS, Transport, parse_endpoints
+from eagle.backends.http_transport import (
+    API_KEY_ENVS,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    Transport,
+    parse_endpoints,
+)
 from eagle.backends.png import data_url
 from eagle.backends.teacher_forcing import Variant, plan_variants, read_targets
-from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
+from eagle.types import Answer, BackendInfo, GenerationRequest, RGBBatch, ScoreRequest, Scores
 
 log = logging.getLogger(__name__)
-
-# The user prompt for tokenising single tokens the way they appear in answers (as HFBackend does).
-_TOKEN_PROMPT = ""
 # Requests in flight by default. One EAGLE step sends 16-128 images; an audit explaining several
 # targets at once needs room for more than one step, and vLLM batches up to 128+ sequences.
 DEFAULT_CONCURRENCY = 64
 
 
-class VLLMServerBackend:
+class VLLMServerBackend(ChatTokens):
     """`eagle.types.Backend` over vLLM OpenAI-compatible servers.
 
     Args:
@@ -57,8 +64,12 @@ class VLLMServerBackend:
         api_key: bearer token. Default: $EAGLE_AUDIT_API_KEY, else $VLLM_API_KEY, else none.
         concurrency: requests in flight at once across all endpoints and all threads calling this
             backend. Default: 64.
-        timeout_s: per-attempt limit in seconds. Default: 120.
+        timeout_s: per-attempt limit in seconds (connect, send, whole answer). Default: 120.
+        connect_timeout_s: limit for opening a connection. Default: 10.
+        deadline_s: limit for one request over all its attempts and backoff. Default: None (then
+            at most (max_retries + 1) * timeout_s plus backoff).
         max_retries: extra attempts after a transient failure. Default: 4.
+        max_response_bytes: largest response body accepted. Default: 64 MiB.
         backoff_s: first retry delay in seconds, doubled per retry up to `max_backoff_s`.
         top_logprobs: alternatives returned per generated token in `Answer.top_logprobs`. Default 0.
         batch_size: ignored (the server forms batches from concurrent requests; see `concurrency`).
@@ -71,11 +82,13 @@ class VLLMServerBackend:
         *,
         api_key: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        timeout_s: float = 120.0,
-        connect_timeout_s: float = 10.0,
-        max_retries: int = 4,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
+        deadline_s: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         top_logprobs: int = 0,
         batch_size: int | None = None,
     ) -> None:
@@ -96,12 +109,15 @@ class VLLMServerBackend:
             max_retries=max_retries,
             backoff_s=backoff_s,
             max_backoff_s=max_backoff_s,
+            deadline_s=deadline_s,
+            max_response_bytes=max_response_bytes,
         )
         self._model: str | None = None
         self._server_version: str | None = None
         self._ready = threading.Lock()
         self._tok_cache: dict[tuple, tuple[int, ...]] = {}
         self._content_cache: dict[tuple, str] = {}
+        self._checked_prompts: set[tuple] = set()  # (prompt, system, answer part, image size) seen equal
 
     # ---- set-up -------------------------------------------------------------------------------
     @property
@@ -112,11 +128,12 @@ class VLLMServerBackend:
     def concurrency(self) -> int:
         return self._t.concurrency
 
-    def info(self) -> dict[str, Any]:
-        """Provenance for run records: engine, version, model name and endpoints."""
+    def info(self) -> BackendInfo:
+        """Provenance for run records: engine, version, model name and endpoints. The dtype is the
+        server's (set where it was started), which the OpenAI API does not report: None."""
         model = self._ensure_model()
-        return {"engine": "vllm-server", "engine_version": self._server_version, "model": model,
-                "endpoints": list(self.endpoints)}  # fmt: skip
+        return BackendInfo(engine="vllm-server", engine_version=self._server_version, model=model,
+                           dtype=None, endpoints=list(self.endpoints))  # fmt: skip
 
     def _ensure_model(self) -> str:
         with self._ready:
@@ -159,17 +176,19 @@ class VLLMServerBackend:
 
     # ---- messages and tokenisation ----------------------------------------------------------
     @staticmethod
-    def _messages(prompt: str, system: str | None, image_url: str | None) -> list[dict]:
-        content: list[dict] = []
-        if image_url is not None:
-            content.append({"type": "image_url", "image_url": {"url": image_url}})
-        content.append({"type": "text", "text": prompt})
-        msgs: list[dict] = [{"role": "system", "content": system}] if system else []
-        return msgs + [{"role": "user", "content": content}]
+    def _messages(
+        prompt: str, system: str | None, image_url: str | None, answer: str | None = None
+    ) -> list[dict]:
+        image = None if image_url is None else {"type": "image_url", "image_url": {"url": image_url}}
+        return chat_messages(prompt, system=system, answer=answer, image=image)
 
-    def _tokenize_chat(self, messages: list[dict], *, continue_final: bool) -> tuple[int, ...]:
+    def _tokenize_chat(
+        self, messages: list[dict], *, continue_final: bool, cache: bool = True
+    ) -> tuple[int, ...]:
+        """The server's rendering of `messages` (/tokenize; with an image, placeholders expanded).
+        Text-only renderings are cached; `cache=False` for one-off renderings with an image."""
         key = (json.dumps(messages, sort_keys=True), continue_final)
-        if key not in self._tok_cache:
+        if key not in self._tok_cache or not cache:
             body = {
                 "model": self._ensure_model(),
                 "messages": messages,
@@ -182,29 +201,26 @@ class VLLMServerBackend:
                     raise BadResponseError(f"{base}/tokenize returned no token list", endpoint=base)
                 return tuple(int(t) for t in data["tokens"])
 
-            self._tok_cache[key] = self._t.run(self._t.request("POST", "/tokenize", body, parse=parse))
+            ids = self._t.run(self._t.request("POST", "/tokenize", body, parse=parse))
+            if not cache:
+                return ids
+            self._tok_cache[key] = ids
         return self._tok_cache[key]
 
-    def answer_token_ids(self, prompt: str, answer: str, system: str | None = None) -> tuple[int, ...]:
-        """Token ids of `answer` after the generation prompt, as the server's chat template gives them."""
-        msgs = self._messages(prompt, system, None)
-        head = self._tokenize_chat(msgs, continue_final=False)
-        full = self._tokenize_chat(msgs + [{"role": "assistant", "content": answer}], continue_final=True)
-        if full[: len(head)] != head:
-            raise TokenBoundaryError(
-                f"model {self.model_id!r}: the chat template renders the answer {answer!r} so that the "
-                "generation prompt's tokens change; answer tokens are not well defined for this template",
-                endpoint=self.endpoints[0],
-            )
-        return full[len(head) :]
+    def _render_chat(self, prompt: str, system: str | None, answer: str | None) -> tuple[int, ...]:
+        messages = self._messages(prompt, system, None, answer)
+        return self._tokenize_chat(messages, continue_final=answer is not None)
 
-    def token_id(self, token: str) -> int:
-        ids = self.answer_token_ids(_TOKEN_PROMPT, token)
-        if len(ids) != 1:
-            raise ValueError(
-                f"{token!r} is {len(ids)} tokens ({list(ids)}) in model {self.model_id!r}, not one"
-            )
-        return ids[0]
+    def prompt_token_ids(
+        self, image: np.ndarray, prompt: str, answer_ids: Sequence[int] = (), system: str | None = None
+    ) -> tuple[int, ...]:
+        """The token ids the server scores for `prompt` on `image` followed by `answer_ids`, as its
+        /tokenize renders them (image placeholders expanded)."""
+        part = tuple(int(t) for t in answer_ids)
+        content = self._content_for(prompt, system, part) if part else None
+        url = self._t.run(data_url(np.asarray(image)))
+        messages = self._messages(prompt, system, url, content)
+        return self._tokenize_chat(messages, continue_final=bool(part), cache=False)
 
     def decode(self, ids: Sequence[int]) -> str:
         body = {"model": self.model_id, "tokens": [int(i) for i in ids]}
@@ -321,6 +337,8 @@ class VLLMServerBackend:
         if images.shape[0] == 0:
             return out
 
+        first: dict[int, list[int]] = {}  # variant -> the prompt ids the server scored for image 0
+
         async def one_image(i: int) -> None:
             url = await data_url(images[i])
             results = await asyncio.gather(
@@ -329,7 +347,9 @@ class VLLMServerBackend:
                     for v, c in zip(variants, contents, strict=True)
                 )
             )
-            for reads in results:
+            for j, (reads, ids) in enumerate(results):
+                if i == 0:
+                    first[j] = ids
                 for col, prob in reads:
                     out[i, col] = prob
 
@@ -338,15 +358,42 @@ class VLLMServerBackend:
             raise BackendError(
                 f"internal error: unscored targets in {np.argwhere(np.isnan(out))[:5].tolist()}"
             )
+        for j, (variant, content) in enumerate(zip(variants, contents, strict=True)):
+            self._check_prompt(request, variant, content, images[0], first[j])
         return out
+
+    def _check_prompt(
+        self, request: ScoreRequest, variant: Variant, content: str, image: np.ndarray, scored: list[int]
+    ) -> None:
+        """Once per prompt (and image size): the ids the server scored must be the ids its /tokenize
+        renders for the same messages, so a prompt that differs between the two paths (a BOS added on
+        one, a template applied differently) is an error, never a silent score difference."""
+        key = (request.prompt, request.system, variant.part, image.shape)
+        if key in self._checked_prompts:
+            return
+        url = self._t.run(data_url(image))
+        messages = self._messages(request.prompt, request.system, url, content)
+        rendered = self._tokenize_chat(messages, continue_final=True, cache=False)
+        if tuple(scored) != rendered:
+            at = next((k for k, (a, b) in enumerate(zip(scored, rendered, strict=False)) if a != b),
+                      min(len(scored), len(rendered)))  # fmt: skip
+            window = slice(max(0, at - 2), at + 4)
+            raise PromptMismatchError(
+                f"model {self.model_id!r}: the server scored prompt ids that differ from what its /tokenize "
+                f"renders for the same messages, from position {at}: scored {scored[window]}..., rendered "
+                f"{list(rendered[window])}... (lengths {len(scored)} and {len(rendered)}). Check the "
+                "server's chat template and special-token settings",
+                endpoint=self.endpoints[0],
+            )
+        self._checked_prompts.add(key)
 
     async def _score_variant(
         self, model: str, request: ScoreRequest, url: str, variant: Variant, content: str
-    ) -> list[tuple[int, float]]:
+    ) -> tuple[list[tuple[int, float]], list[int]]:
+        """The (target column, probability) reads of one variant on one image, and the prompt ids scored."""
         body = {
             "model": model,
-            "messages": self._messages(request.prompt, request.system, url)
-            + [{"role": "assistant", "content": content}],
+            "messages": self._messages(request.prompt, request.system, url, content),
             "add_generation_prompt": False,
             "continue_final_message": True,
             "max_tokens": 1,
@@ -355,7 +402,7 @@ class VLLMServerBackend:
             "return_token_ids": True,
         }
 
-        def parse(data: Any, base: str) -> list[tuple[int, float]]:
+        def parse(data: Any, base: str) -> tuple[list[tuple[int, float]], list[int]]:
             try:
                 ids = [int(t) for t in data["prompt_token_ids"]]
                 raw = data["prompt_logprobs"]
@@ -375,7 +422,7 @@ class VLLMServerBackend:
                     f"({type(e).__name__}: {e}); scoring needs vLLM's prompt_logprobs and return_token_ids",
                     endpoint=base,
                 ) from e
-            return read_targets(variant, ids, lps, where=f"vLLM server at {base} (model {model!r})")
+            return read_targets(variant, ids, lps, where=f"vLLM server at {base} (model {model!r})"), ids
 
         return await self._t.request("POST", "/v1/chat/completions", body, parse=parse)
 

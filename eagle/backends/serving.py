@@ -13,6 +13,7 @@ The module imports only the standard library and httpx: it never imports vLLM it
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -75,6 +76,14 @@ class ManagedServer:
     spinning took the CPU the API server needed, and concurrent scoring ran at ~67 images/s against
     ~138 with this setting (`benchmarks/RESULTS.md`). Set it False (and raise `omp_threads`) on a
     many-core host.
+
+    `pil_image_processors` makes the server prepare images with transformers' PIL image processors
+    (`--mm-processor-kwargs '{"use_fast": false}'`), the ones the in-process backend uses (this
+    project does not install torchvision): where a processor resizes, torchvision's resize differs
+    from PIL's in the last bits of the pixels, enough to move log-probabilities by ~5e-4 (LLaVA at
+    48 px, Idefics3's tiles). `use_fast` rather than `backend="pil"`: the latter also reaches the video
+    processor, which has no PIL backend. False keeps vLLM's default (torchvision, faster for large
+    images).
     """
 
     model: str | Path  # model directory (or hub id on a host that can reach the hub)
@@ -89,6 +98,7 @@ class ManagedServer:
     single_process_engine: bool = True
     omp_threads: int = 1
     access_log: bool = False  # uvicorn's line per request costs the API server ~5% at high load
+    pil_image_processors: bool = True
     extra_args: Sequence[str] = ()
     python: Path | None = None  # None: vllm_python()
     startup_timeout_s: float = 600.0
@@ -115,6 +125,8 @@ class ManagedServer:
         ]  # fmt: skip
         if self.served_model_name:
             cmd += ["--served-model-name", self.served_model_name]
+        if self.pil_image_processors:
+            cmd += ["--mm-processor-kwargs", json.dumps({"use_fast": False})]
         if self.enforce_eager:
             cmd.append("--enforce-eager")
         if self.api_key:

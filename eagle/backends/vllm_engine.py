@@ -25,18 +25,20 @@ from typing import Any
 
 import numpy as np
 
+from eagle.backends.chat import ChatTokens, chat_messages
 from eagle.backends.teacher_forcing import plan_variants, read_targets
-from eagle.types import Answer, GenerationRequest, RGBBatch, ScoreRequest, Scores
+from eagle.types import Answer, BackendInfo, GenerationRequest, RGBBatch, ScoreRequest, Scores
 
 log = logging.getLogger(__name__)
 
 
-class VLLMEngineBackend:
+class VLLMEngineBackend(ChatTokens):
     """`eagle.types.Backend` over `vllm.LLM`.
 
     Args:
-        model: model directory or hub id; None: the shipped probe checkpoint.
-        dtype: engine dtype. Default "float32" (faithful to transformers on the probe model).
+        model: model directory (or hub id on a host that reaches the hub). No default: callers
+            choose the checkpoint (the CLI's default is the shipped probe checkpoint).
+        dtype: engine dtype; "auto" (default) is the checkpoint's own, as for the hf backend.
         max_model_len: context length; keep it small on CPU. Default 1024.
         enforce_eager: skip graph compilation (faster start-up, slower steps). Default True.
         mm_processor_kwargs: image processor overrides, e.g. fixed min/max pixels for Qwen-VL so every
@@ -48,9 +50,9 @@ class VLLMEngineBackend:
 
     def __init__(
         self,
-        model: str | Path | None = None,
+        model: str | Path,
         *,
-        dtype: str = "float32",
+        dtype: str = "auto",
         max_model_len: int = 1024,
         enforce_eager: bool = True,
         mm_processor_kwargs: dict | None = None,
@@ -70,13 +72,15 @@ class VLLMEngineBackend:
             ) from e
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-        if model in (None, "probe"):
-            from probe.model import CHECKPOINT_DIR
-
-            model = CHECKPOINT_DIR
-        if isinstance(model, Path) and not (model / "config.json").exists():
+        if model is None:
+            raise ValueError(
+                "VLLMEngineBackend needs a model: a checkpoint directory (the eagle-audit CLI passes the "
+                "shipped probe checkpoint when --model is not given)"
+            )
+        if Path(model).is_dir() and not (Path(model) / "config.json").exists():
             raise FileNotFoundError(f"no model at {model} (config.json missing): pass a model directory")
         self.model_id = model_id or str(model)
+        self.dtype = dtype
         self.top_logprobs = top_logprobs
         self.engine_version = vllm.__version__
         kwargs: dict[str, Any] = dict(
@@ -95,25 +99,26 @@ class VLLMEngineBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self._head_cache: dict[tuple[str, str | None], list[int]] = {}
 
-    def info(self) -> dict[str, Any]:
-        return {"engine": "vllm-engine", "engine_version": self.engine_version, "model": self.model_id}
+    def info(self) -> BackendInfo:
+        """Provenance for run records: engine and version, model and the dtype the engine runs in."""
+        config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        dtype = str(getattr(config, "dtype", self.dtype)).removeprefix("torch.")
+        return BackendInfo(engine="vllm-engine", engine_version=self.engine_version, model=self.model_id,
+                           dtype=dtype)  # fmt: skip
+
+    def close(self) -> None:
+        """Shut the engine down (its worker processes with it)."""
+        llm = self.__dict__.pop("llm", None)
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
 
     # ---- prompts and tokens --------------------------------------------------------------
-    @staticmethod
-    def _messages(prompt: str, system: str | None, answer: str | None = None) -> list[dict]:
-        msgs: list[dict] = (
-            [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
-        )
-        msgs.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]})
-        if answer is not None:
-            msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-        return msgs
-
-    def _render(self, messages: list[dict], *, continue_final: bool) -> list[int]:
+    def _render_chat(self, prompt: str, system: str | None, answer: str | None) -> list[int]:
         text = self.tokenizer.apply_chat_template(
-            messages,
-            add_generation_prompt=not continue_final,
-            continue_final_message=continue_final,
+            chat_messages(prompt, system=system, answer=answer),
+            add_generation_prompt=answer is None,
+            continue_final_message=answer is not None,
             tokenize=False,
         )
         # The template writes any BOS itself (as vLLM's chat endpoint assumes).
@@ -123,26 +128,8 @@ class VLLMEngineBackend:
         """Token ids of the chat prompt up to the generation prompt, one unexpanded image placeholder."""
         key = (prompt, system)
         if key not in self._head_cache:
-            self._head_cache[key] = self._render(self._messages(prompt, system), continue_final=False)
+            self._head_cache[key] = self._render_chat(prompt, system, None)
         return self._head_cache[key]
-
-    def answer_token_ids(self, prompt: str, answer: str, system: str | None = None) -> tuple[int, ...]:
-        head = self.head_ids(prompt, system)
-        full = self._render(self._messages(prompt, system, answer), continue_final=True)
-        if full[: len(head)] != head:
-            raise ValueError(
-                f"the chat template merges the answer {answer!r} into the prompt's last tokens; pass the "
-                "answer's token ids from generate() instead"
-            )
-        return tuple(full[len(head) :])
-
-    def token_id(self, token: str) -> int:
-        ids = self.answer_token_ids("", token)
-        if len(ids) != 1:
-            raise ValueError(
-                f"{token!r} is {len(ids)} tokens {list(ids)} for model {self.model_id!r}, not one"
-            )
-        return ids[0]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from eagle.search import SEARCH_NAMES
-from eagle_audit.commands.backend_options import backend_options
+from eagle_audit.commands.backend_options import backend_keywords, backend_options
 
 log = logging.getLogger("audit")
 
@@ -86,8 +86,8 @@ class UsageFailure(click.ClickException):
 @click.option("-v", "--verbose", count=True, help="-v: library logs (Prefect, HTTP); -vv: debug.")
 def audit(
     benchmark, dataset, annotations, images, instances, splits, limit, backend, model, endpoint, concurrency,
-    explain, regions, search, store, run_id, seed, probe_images, max_new_tokens, explain_concurrency,
-    max_failed_share, task_runner, no_prefect, no_report, as_json, verbose,
+    timeout, deadline, dtype, explain, regions, search, store, run_id, seed, probe_images, max_new_tokens,
+    explain_concurrency, max_failed_share, task_runner, no_prefect, no_report, as_json, verbose,
 ) -> None:  # fmt: skip
     """Audit a model: ask a benchmark's questions (POPE/RePOPE yes/no, or captions), mark
     hallucinated tokens, explain them with EAGLE, and write everything to a Parquet store. With no
@@ -108,7 +108,9 @@ def audit(
             backend=backend,
             model=model,
             endpoint=tuple(e.strip() for e in (endpoint or "").split(",") if e.strip()),
-            backend_options={"concurrency": concurrency} if backend == "vllm-server" else {},
+            backend_options=backend_keywords(
+                backend, concurrency=concurrency, timeout=timeout, deadline=deadline, dtype=dtype
+            ),
             explain=explain,
             regions=regions,
             search=search,

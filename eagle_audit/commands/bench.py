@@ -11,9 +11,10 @@ import click
 def _factory(model: str | None):
     def make(batch_size: int | None = None):
         from eagle.backends.hf import HFBackend
+        from eagle_audit.commands.backend_options import model_path
 
         try:
-            return HFBackend.from_pretrained(model, batch_size=batch_size)
+            return HFBackend.from_pretrained(model_path("hf", model), batch_size=batch_size)
         except (FileNotFoundError, OSError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
 

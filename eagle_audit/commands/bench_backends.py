@@ -10,6 +10,7 @@ import platform
 import click
 
 from eagle.backends.openai_server import DEFAULT_CONCURRENCY
+from eagle_audit.commands.backend_options import backend_keywords
 
 
 @click.command("backends")
@@ -35,6 +36,14 @@ from eagle.backends.openai_server import DEFAULT_CONCURRENCY
     "--callers", type=click.IntRange(min=1), default=4, show_default=True,
     help="Score calls at once in the concurrent mode, as `audit --explain-concurrency N` makes them.",
 )  # fmt: skip
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+    help="Limit for one request to the server, answer included (as in `explain`).",
+)  # fmt: skip
+@click.option(
+    "--deadline", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+    help="Limit for one call to the server over all its retries (as in `explain`).",
+)  # fmt: skip
 @click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True, help="Best of N runs.")
 @click.option(
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads."
@@ -48,6 +57,8 @@ def backends(
     per_call: int,
     concurrency: int,
     callers: int,
+    timeout: float | None,
+    deadline: float | None,
     repeats: int,
     threads: int,
     as_json: bool,
@@ -79,8 +90,11 @@ def backends(
             except (VLLMEnvironmentMissing, ServerStartError) as exc:
                 raise click.ClickException(str(exc)) from exc
             endpoint, model = server.url, "probe"
-        conc = stack.enter_context(VLLMServerBackend(model=model, endpoint=endpoint, concurrency=concurrency))
-        seq = stack.enter_context(VLLMServerBackend(model=model, endpoint=endpoint, concurrency=1))
+        def server_backend(n: int) -> VLLMServerBackend:
+            kw = backend_keywords("vllm-server", concurrency=n, timeout=timeout, deadline=deadline)
+            return stack.enter_context(VLLMServerBackend(model=model, endpoint=endpoint, **kw))
+
+        conc, seq = server_backend(concurrency), server_backend(1)
         try:
             cases = bench_cases(inprocess, n_images=n_images, per_case=per_call)
             result = bench_backends(conc, seq, inprocess, cases, repeats=repeats, callers=callers)

@@ -8,16 +8,7 @@ from pathlib import Path
 import click
 
 from eagle.search import SEARCH_NAMES
-
-
-def _build(
-    model: str | None, backend: str = "hf", endpoint: str | None = None, batch_size: int | None = None
-):
-    """The one place the explain command builds its model backend."""
-    from eagle_audit.commands.backend_options import backend_from_options
-
-    kw = {"batch_size": batch_size} if batch_size is not None else {}
-    return backend_from_options(backend, model, endpoint, **kw)
+from eagle_audit.commands.backend_options import backend_options
 
 
 @click.command()
@@ -43,17 +34,7 @@ def _build(
 @click.option(
     "--regions", type=click.IntRange(min=1), default=64, show_default=True, help="SLICO division number."
 )
-@click.option(
-    "--model",
-    default=None,
-    help="Model directory (hf, vllm-engine) or served model name (vllm-server). Default: the shipped probe.",
-)
-@click.option(
-    "--backend", type=click.Choice(["hf", "vllm-server", "vllm-engine"]), default="hf", show_default=True
-)
-@click.option(
-    "--endpoint", default=None, help="vLLM server URL(s), comma-separated replicas (--backend vllm-server)."
-)
+@backend_options
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Images per forward (default: auto)."
 )
@@ -73,9 +54,13 @@ def explain(
     counter_token: str | None,
     search: str,
     regions: int,
-    model: str | None,
     backend: str,
+    model: str | None,
     endpoint: str | None,
+    concurrency: int,
+    timeout: float | None,
+    deadline: float | None,
+    dtype: str,
     batch_size: int | None,
     max_new_tokens: int,
     lambda1: float,
@@ -88,8 +73,12 @@ def explain(
     if (answer is None) == (not do_generate):
         raise click.UsageError("give exactly one of --answer TEXT or --generate")
     from eagle.run import explain_file
+    from eagle_audit.commands.backend_options import backend_from_options
 
-    backend = _build(model, backend, endpoint, batch_size=batch_size)
+    kw = {"batch_size": batch_size} if batch_size is not None else {}
+    backend = backend_from_options(
+        backend, model, endpoint, concurrency, timeout=timeout, deadline=deadline, dtype=dtype, **kw
+    )
     try:
         result = explain_file(
             backend,

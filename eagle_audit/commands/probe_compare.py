@@ -59,6 +59,7 @@ def compare_cmd(
     import torch
 
     from eagle.backends.hf import HFBackend
+    from eagle_audit.commands.backend_options import model_path
     from probe.compare import DEFAULT_METHODS, CompareConfig, check_methods, compare
     from probe.suite import HARD_KINDS
 
@@ -73,7 +74,7 @@ def compare_cmd(
         cfg = CompareConfig(
             seed=seed, n=n, n_hallucinations=hallucinations, regions=regions, methods=names, kinds=kind_list
         )
-        backend = HFBackend.from_pretrained(model)
+        backend = HFBackend.from_pretrained(model_path("hf", model))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -48,11 +48,12 @@ def explain_eval(
 
     from eagle.backends.hf import HFBackend
     from eagle.search import search_by_name
+    from eagle_audit.commands.backend_options import model_path
     from probe.explain_eval import EvalConfig, evaluate
 
     torch.set_num_threads(threads)
     try:
-        backend = HFBackend.from_pretrained(model)
+        backend = HFBackend.from_pretrained(model_path("hf", model))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     cfg = EvalConfig(

@@ -166,3 +166,14 @@ print(json.dumps({{"status": r.status, "modules": sorted({{m.split('.')[0] for m
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["status"] == "complete"
     assert "prefect" not in summary["modules"]
+
+
+def test_the_run_record_names_an_interrupt_and_its_signal() -> None:
+    from audit.engine import describe_failure
+
+    class Terminated(BaseException):  # like Prefect's TerminationSignal: empty message, a signal
+        signal = 15
+
+    assert describe_failure(ValueError("bad row")) == "ValueError: bad row"
+    assert describe_failure(KeyboardInterrupt("signal 15")) == "interrupted: KeyboardInterrupt: signal 15"
+    assert describe_failure(Terminated()) == "interrupted: Terminated (signal 15)"

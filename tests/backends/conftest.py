@@ -79,3 +79,20 @@ def server_backend(vllm_server: ManagedServer):
     backend = VLLMServerBackend(model="probe", endpoint=vllm_server.url, concurrency=16)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def family_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """`family_checkpoint(name)`: the tiny random-weight checkpoint of a model family
+    (tests/support/tiny_families.py), built once per session on first use."""
+    from tests.support.tiny_families import build
+
+    root = tmp_path_factory.mktemp("families")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = build(name, root / name)
+        return built[name]
+
+    return get

@@ -61,6 +61,31 @@ def test_options_build_a_server_backend_and_check_the_model():
             backend_from_options("vllm-server", "llava", srv.url)
 
 
+def test_dtype_applies_to_local_backends_only_and_the_default_model_is_the_probe(tmp_path):
+    from eagle_audit.commands.backend_options import backend_keywords, model_path
+    from probe.model import CHECKPOINT_DIR
+
+    assert backend_keywords("hf") == {"dtype": "auto"}
+    assert backend_keywords("vllm-engine", dtype="bfloat16") == {"dtype": "bfloat16"}
+    assert backend_keywords("vllm-server", concurrency=8) == {"concurrency": 8}
+    with pytest.raises(click.UsageError, match="--dtype bfloat16 does not apply to --backend vllm-server"):
+        backend_keywords("vllm-server", dtype="bfloat16")
+    # the CLI, not the library, picks the shipped probe checkpoint
+    assert model_path("hf", None) == model_path("vllm-engine", "probe") == str(CHECKPOINT_DIR)
+    assert model_path("vllm-server", None) is None and model_path("hf", str(tmp_path)) == str(tmp_path)
+    with pytest.raises(click.ClickException, match="config.json missing"):
+        backend_from_options("hf", str(tmp_path), None)
+    result = CliRunner().invoke(main, ["explain", "--help"])
+    assert result.exit_code == 0 and "--dtype [auto|float32|bfloat16|float16]" in result.output
+
+
+@pytest.mark.model
+def test_the_hf_backend_records_the_dtype_it_runs_in():
+    backend = backend_from_options("hf", None, None, dtype="bfloat16")
+    assert backend.model_id == "probe" and backend.info()["dtype"] == "bfloat16"
+    assert backend_from_options("hf", None, None).info()["dtype"] == "float32"  # the checkpoint's
+
+
 def test_serve_probe_without_model_dir_fails_cleanly(tmp_path):
     result = CliRunner().invoke(main, ["serve", "probe", "--model", str(tmp_path)])
     assert result.exit_code != 0 and "config.json missing" in result.output
@@ -136,3 +161,14 @@ def test_managed_server_runs_one_engine_process_with_the_given_threads_unless_as
     assert "--distributed-executor-backend" not in cmd and "--disable-uvicorn-access-log" not in cmd
     assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in env or env["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0"
     assert env["OMP_NUM_THREADS"] == "6"  # an explicit env wins
+
+
+def test_managed_servers_prepare_images_with_the_pil_processors_the_inprocess_backend_uses():
+    import json
+
+    from eagle.backends.serving import ManagedServer
+
+    cmd = ManagedServer(model="m", port=8001, python=Path("/usr/bin/python3")).command()
+    assert json.loads(cmd[cmd.index("--mm-processor-kwargs") + 1]) == {"use_fast": False}
+    plain = ManagedServer(model="m", port=8001, python=Path("/usr/bin/python3"), pil_image_processors=False)
+    assert "--mm-processor-kwargs" not in plain.command()

@@ -21,12 +21,14 @@ from eagle.backends.errors import (
     EndpointTimeoutError,
     EndpointUnavailableError,
     ModelNotServedError,
+    PromptMismatchError,
     RequestRejectedError,
     TokenBoundaryError,
 )
 from eagle.backends.http_transport import parse_endpoints
 from eagle.backends.openai_server import VLLMServerBackend
 from eagle.backends.serving import free_port
+from eagle.backends.teacher_forcing import plan_variants
 from eagle.types import GenerationRequest, ScoreRequest
 
 Q = "Is there a star in the image?"
@@ -90,7 +92,7 @@ def test_tokenisation_goes_through_the_server(fake):
     with backend(fake.url) as b:
         assert b.answer_token_ids(Q, "Yes") == YES  # the template's space belongs to the answer
         assert b.decode(YES) == " Yes"
-        with pytest.raises(ValueError, match=r"'!' is 2 tokens \(\[32, 33\]\)"):
+        with pytest.raises(ValueError, match=r"'!' is 2 tokens \[32, 33\]"):
             b.token_id("!")  # the fake tokenises by character: " !" after the template's space
 
 
@@ -195,6 +197,25 @@ def test_boundary_mismatch_is_an_error(fake):
             b.score(images(1), REQUEST)
 
 
+def test_a_prompt_the_server_scores_differently_from_its_tokenize_is_an_error():
+    # The chat endpoint scores a BOS that /tokenize does not render: the scores would belong to
+    # another prompt than the one tokenised, so the first score call of the prompt fails.
+    with FakeVLLM(bos_on_chat=True) as srv, backend(srv.url) as b:
+        with pytest.raises(PromptMismatchError, match=r"from position 0: scored \[1, 85"):
+            b.score(images(2), REQUEST)
+
+
+def test_the_prompt_check_runs_once_per_prompt_and_image_size(fake):
+    with backend(fake.url) as b:
+        b.score(images(3), REQUEST)
+        chats, tokenizes = fake.chat_requests, fake.tokenize_requests
+        assert len(b._checked_prompts) == len(plan_variants(REQUEST))  # one check per scored prompt
+        b.score(images(3, seed=1), REQUEST)
+        assert fake.chat_requests == 2 * chats and fake.tokenize_requests == tokenizes
+        b.score(images(3)[:, :6], REQUEST)  # another image size: checked anew
+        assert fake.tokenize_requests == tokenizes + len(plan_variants(REQUEST))
+
+
 def test_answer_that_the_template_cannot_reproduce_is_an_error(fake):
     # "Yes" without its leading space: the template always inserts a space before the answer.
     request = ScoreRequest(prompt=Q, answer_ids=(89, 101, 115), target_positions=(0,), target_ids=(89,))
@@ -209,6 +230,9 @@ def test_bad_endpoint_and_backend_names():
         build_backend("vllm-serve")
     with pytest.raises(ValueError, match="only applies to --backend vllm-server"):
         build_backend("hf", endpoint="http://127.0.0.1:1")
+    for name in ("hf", "vllm-engine"):  # the library has no default model; the CLI picks the probe
+        with pytest.raises(ValueError, match=f"backend '{name}' needs a model"):
+            build_backend(name)
 
 
 def _spawn_fake(port: int, delay_s: float) -> subprocess.Popen:

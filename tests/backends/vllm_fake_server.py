@@ -9,7 +9,8 @@ id 1000) and a known scoring rule, so tests can assert exact probabilities:
 
 Faults (constructor / command-line options): the first `fail_first` chat requests answer
 `fail_status`; the first `malformed_first` answer a non-JSON body; every chat request sleeps
-`delay_s`; `shift_tail` makes the returned prompt ids disagree with the prompt's answer tokens.
+`delay_s`; `shift_tail` makes the returned prompt ids disagree with the prompt's answer tokens;
+`bos_on_chat` makes the chat endpoint score a BOS that /tokenize does not render.
 
 Run as a subprocess: `python vllm_fake_server.py --port P [--delay-s 0.05]` (tests kill it).
 """
@@ -33,6 +34,7 @@ import numpy as np
 IMAGE_ID = 1000
 IMAGE_TOKENS = 4
 EOS_ID = 2
+BOS_ID = 1
 
 
 def brightness(image: np.ndarray) -> float:
@@ -47,6 +49,14 @@ def tokenize(text: str) -> list[int]:
     ids: list[int] = []
     for piece in re.split(r"(<image>)", text):
         ids += [IMAGE_ID] if piece == "<image>" else [ord(c) for c in piece]
+    return ids
+
+
+def prompt_ids(text: str) -> list[int]:
+    """The ids the model sees: the image placeholder expanded (as both /tokenize and chat do)."""
+    ids: list[int] = []
+    for t in tokenize(text):
+        ids += [IMAGE_ID] * IMAGE_TOKENS if t == IMAGE_ID else [t]
     return ids
 
 
@@ -100,6 +110,7 @@ class FakeVLLM:
         malformed_first: int = 0,
         delay_s: float = 0.0,
         shift_tail: bool = False,
+        bos_on_chat: bool = False,
         port: int = 0,
     ) -> None:
         self.models = models
@@ -108,8 +119,10 @@ class FakeVLLM:
         self.malformed_first = malformed_first
         self.delay_s = delay_s
         self.shift_tail = shift_tail
+        self.bos_on_chat = bos_on_chat
         self.lock = threading.Lock()
         self.chat_requests = 0
+        self.tokenize_requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -163,9 +176,7 @@ class FakeVLLM:
         cont = bool(req.get("continue_final_message"))
         text, urls = render(req["messages"], req.get("add_generation_prompt", True) and not cont, cont)
         b = brightness(decode_image(urls[0])) if urls else 0.5
-        ids: list[int] = []
-        for t in tokenize(text):
-            ids += [IMAGE_ID] * IMAGE_TOKENS if t == IMAGE_ID else [t]
+        ids = ([BOS_ID] if self.bos_on_chat else []) + prompt_ids(text)
         if self.shift_tail:
             ids[-1] = ids[-1] + 1
         out: dict = {"id": "x", "object": "chat.completion", "model": req["model"], "prompt_token_ids": ids}
@@ -224,9 +235,11 @@ def _handler(server: FakeVLLM) -> type[BaseHTTPRequestHandler]:
             if self.path == "/v1/chat/completions":
                 self._send(*server.chat(req))
             elif self.path == "/tokenize":
+                with server.lock:
+                    server.tokenize_requests += 1
                 cont = bool(req.get("continue_final_message"))
                 text, _ = render(req["messages"], req.get("add_generation_prompt", True) and not cont, cont)
-                self._send(200, json.dumps({"tokens": tokenize(text), "count": 0}).encode())
+                self._send(200, json.dumps({"tokens": prompt_ids(text), "count": 0}).encode())
             elif self.path == "/detokenize":
                 self._send(200, json.dumps({"prompt": detokenize(req["tokens"])}).encode())
             else:

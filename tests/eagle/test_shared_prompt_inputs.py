@@ -1,4 +1,6 @@
-"""The pixel-table fast path for processor inputs: exact where it applies, declines everywhere else."""
+"""The shortcut for processor inputs: exact where it applies (per-pixel tables, re-layouts, padding,
+resizes), declines everywhere else. Real processors of several families are checked in
+tests/backends/test_families.py."""
 
 from __future__ import annotations
 
@@ -7,21 +9,25 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from eagle.backends.shared_prompt_inputs import SharedPromptInputs  # noqa: E402
+from eagle.backends.shared_prompt_inputs import SharedPromptInputs, run_processor  # noqa: E402
 
 
 class FakeProcessor:
-    """A processor with a configurable pixel transform: `pixels(img uint8 HWC) -> float CHW`."""
+    """A processor with a configurable pixel transform `pixels(img uint8 HWC) -> float array` and,
+    like transformers' PIL image processors, an `image_processor.resize` it calls first when the
+    image is not `size` (height, width)."""
 
-    def __init__(self, pixels, extra_key: bool = False, ids_from_image: bool = False) -> None:
+    def __init__(self, pixels, extra_key=False, ids_from_image=False, size=None, resample=3) -> None:
         self.pixels = pixels
         self.extra_key = extra_key
         self.ids_from_image = ids_from_image
+        self.image_processor = FakeImageProcessor(size, resample)
         self.calls = 0
 
     def __call__(self, text, images, return_tensors="pt", **kw):
         self.calls += 1
-        arrays = [np.asarray(im) for im in images]
+        assert all(isinstance(im, list) and len(im) == 1 for im in images), "one list of images per sample"
+        arrays = [self.image_processor.preprocess(np.asarray(im[0])) for im in images]
         n_tokens = 4 + (int(arrays[0].mean() > 127) if self.ids_from_image else 0)
         out = {
             "input_ids": torch.arange(n_tokens).repeat(len(text), 1),
@@ -33,11 +39,46 @@ class FakeProcessor:
         return out
 
 
+class FakeImageProcessor:
+    def __init__(self, size, resample) -> None:
+        self.size, self.resample, self.resized = size, resample, 0
+
+    def resize(self, image, size, resample=None):  # channels first, like transformers' PIL backend
+        from PIL import Image
+
+        self.resized += 1
+        pil = Image.fromarray(image.transpose(1, 2, 0)).resize((size[1], size[0]), resample=resample)
+        return np.asarray(pil).transpose(2, 0, 1)
+
+    def preprocess(self, image):
+        if self.size is not None and image.shape[:2] != self.size:
+            chw = self.resize(image.transpose(2, 0, 1), self.size, resample=self.resample)
+            image = chw.transpose(1, 2, 0)
+        return image
+
+
 def gamma(img):  # per-pixel and non-affine: the table must still reproduce it exactly
     return ((img.astype(np.float64) / 255.0) ** 2.2).astype(np.float32).transpose(2, 0, 1) - 0.3
 
 
-def blur(img):  # mixes neighbouring pixels: not a table
+def normalise(img):  # CLIP-style: a different affine map per channel
+    mean, std = np.array([0.48, 0.46, 0.41]), np.array([0.27, 0.26, 0.28])
+    return ((img / 255.0 - mean) / std).astype(np.float32).transpose(2, 0, 1)
+
+
+def patchify(img):  # Qwen-VL-style: 2x2 patches flattened, each duplicated in time
+    x = normalise(img)  # (3, H, W)
+    c, h, w = x.shape
+    p = x.reshape(c, h // 2, 2, w // 2, 2).transpose(1, 3, 0, 2, 4).reshape(h // 2 * w // 2, c * 4)
+    return np.concatenate([p, p], axis=1)
+
+
+def padded(img):  # a crop and a constant border
+    x = normalise(img)[:, 1:-1, 2:]
+    return np.pad(x, ((0, 0), (0, 3), (0, 1)), constant_values=-1.5)
+
+
+def blur(img):  # mixes neighbouring pixels: not a gather
     x = img.astype(np.float32)
     return ((x + np.roll(x, 1, axis=1)) / 510.0).transpose(2, 0, 1)
 
@@ -50,51 +91,76 @@ def images(n=5, h=32, w=24, seed=0):
     return out
 
 
-def test_per_pixel_transform_is_reproduced_bit_for_bit_and_the_processor_runs_once_per_size():
+def assert_same_as_processor(proc, batch, text="prompt"):
+    fast = SharedPromptInputs(proc)(text, batch)
+    assert fast is not None, "expected a verified shortcut"
+    slow = run_processor(proc, [text] * len(batch), list(batch))
+    assert set(fast) == set(slow)
+    for key in slow:
+        assert fast[key].shape == slow[key].shape, key
+        assert torch.equal(fast[key], slow[key]), key
+
+
+@pytest.mark.parametrize(
+    "pixels", [gamma, normalise, patchify, padded], ids=["gamma", "clip", "patches", "pad"]
+)
+def test_per_pixel_maps_and_relayouts_are_reproduced_bit_for_bit(pixels):
+    assert_same_as_processor(FakeProcessor(pixels), images())
+
+
+def test_extra_image_independent_outputs_are_kept():
+    assert_same_as_processor(FakeProcessor(gamma, extra_key=True), images())
+
+
+def test_the_processors_own_resize_is_done_once_per_image_and_nothing_else_runs_per_image():
+    proc = FakeProcessor(normalise, size=(20, 16))
+    batch = images(n=6, h=64, w=48)
+    assert_same_as_processor(proc, batch)
+    fast = SharedPromptInputs(proc)
+    fast("prompt", batch)
+    calls, resized = proc.calls, proc.image_processor.resized
+    fast("prompt", images(n=6, h=64, w=48, seed=1))
+    assert proc.calls == calls and proc.image_processor.resized == resized  # PIL directly, not the processor
+    fast("another prompt", images(n=6, h=64, w=48, seed=2))
+    assert proc.calls == calls + 1  # the new prompt's token ids: one processor call, then cached
+
+
+def test_plans_are_per_size_and_token_ids_per_prompt():
     proc = FakeProcessor(gamma)
     fast = SharedPromptInputs(proc)
-    batch = images()
-    got = fast("prompt", batch)
-    assert got is not None
-    np.testing.assert_array_equal(got["pixel_values"].numpy(), np.stack([gamma(im) for im in batch]))
-    assert got["input_ids"].shape == (5, 4) and got["attention_mask"].shape == (5, 4)
+    fast("prompt", images())
     calls = proc.calls
     fast("prompt", images(seed=1))
-    assert proc.calls == calls  # the plan is cached per (prompt, size)
+    assert proc.calls == calls
     fast("prompt", images(h=40))
-    assert proc.calls > calls  # a new size is verified anew
+    assert proc.calls > calls + 2  # a new size is learned and verified anew
 
 
 @pytest.mark.parametrize(
     "proc",
-    [
-        FakeProcessor(blur),
-        FakeProcessor(gamma, extra_key=True),
-        FakeProcessor(gamma, ids_from_image=True),
-        FakeProcessor(lambda im: gamma(im)[:, ::2]),  # resized: output size differs from the input
-    ],
-    ids=["neighbours", "extra-output", "ids-depend-on-image", "resize"],
+    [FakeProcessor(blur), FakeProcessor(gamma, ids_from_image=True)],
+    ids=["neighbours", "ids-depend-on-image"],
 )
-def test_declines_whenever_the_processor_is_not_a_pixel_table(proc):
+def test_declines_whenever_no_shortcut_reproduces_the_processor(proc):
     assert SharedPromptInputs(proc)("prompt", images()) is None
 
 
-def test_declines_images_smaller_than_the_level_count():
+def test_declines_images_with_too_few_pixels_to_show_every_level():
     assert SharedPromptInputs(FakeProcessor(gamma))("prompt", images(h=8, w=8)) is None
 
 
 @pytest.mark.model
-def test_probe_processor_inputs_are_identical_to_the_processors():
+def test_probe_processor_inputs_are_identical_to_the_processors_at_its_size_and_resized():
     from eagle.backends.hf import HFBackend
+    from probe.model import CHECKPOINT_DIR
 
-    backend = HFBackend.from_pretrained(None)
+    backend = HFBackend(CHECKPOINT_DIR)
     text = backend.prompt_text("Is there a star in the image?")
-    batch = images(n=6, h=128, w=128, seed=3)
-    fast = backend._shared_inputs(text, batch)
-    assert fast is not None, "the probe's CLIP processor is a per-pixel table at 128 px"
-    slow = backend._inputs([text] * len(batch), batch)
-    assert set(fast) == set(slow)
-    for key in slow:
-        assert torch.equal(fast[key], slow[key]), key
-    # Images not at the processor's size are resized by it: the fast path must step aside.
-    assert backend._shared_inputs(text, images(n=2, h=96, w=128)) is None
+    for h, w in [(128, 128), (96, 128), (512, 512)]:
+        batch = images(n=4, h=h, w=w, seed=3)
+        fast = backend._shared_inputs(text, batch)
+        assert fast is not None, f"no shortcut for the probe's CLIP processor at {h}x{w}"
+        slow = backend._inputs([text] * len(batch), batch)
+        assert set(fast) == set(slow)
+        for key in slow:
+            assert torch.equal(fast[key], slow[key]), (key, h, w)

@@ -132,9 +132,11 @@ def test_killed_in_every_phase_and_resumed_equals_an_uninterrupted_run(uninterru
         ([], began, 5, signal.SIGTERM),  # with Prefect, a random moment of the open run
         (["--no-prefect"], r"explain: 2/2", 0, signal.SIGKILL),  # all explained: metrics next
     ]
-    killed = 0
+    killed = started = opened = 0  # attempts started, and those seen opening the run in the store
+    finished = False  # an attempt ran to the end before its kill: nothing left to resume
     for args, trigger, delay, sig in plan:
         attempt = Attempt(base + args, env)
+        started += 1
         reached = attempt.wait_for(trigger)
         if reached and delay:
             time.sleep(rng.uniform(0, delay))
@@ -142,6 +144,8 @@ def test_killed_in_every_phase_and_resumed_equals_an_uninterrupted_run(uninterru
         if not reached:  # the run got past this phase before the trigger: nothing to kill
             code, out = attempt.finish()
             assert code == 0, "".join(attempt.lines)[-3000:]
+            opened += 1
+            finished = True
             break
         kids = attempt.kill(sig)
         code, _ = attempt.finish()
@@ -155,20 +159,31 @@ def test_killed_in_every_phase_and_resumed_equals_an_uninterrupted_run(uninterru
             survivors = [pid for pid in survivors if _alive(pid)]
         assert not survivors, f"processes outlived the killed CLI: {survivors}"
         status = Store(store).run_status("killed")
+        if status == "complete" and sig == signal.SIGKILL:
+            # The kill landed after the run recorded its end (while the report was written or the
+            # process exited): a finished run, which the comparison below must still match.
+            finished = True
+            break
         assert status in ("running", "failed"), status
         if sig == signal.SIGTERM:  # ends the run like Ctrl-C: recorded as failed, the interrupt as cause
             error = Store(store).query("SELECT error FROM runs WHERE run_id = 'killed'").column(0)[0].as_py()
-            assert status == "failed" and error.startswith("KeyboardInterrupt"), error
+            assert status == "failed" and error.startswith("interrupted: "), error
     assert killed >= 5
-    final = Attempt(base, env)
-    code, out = final.finish(timeout=1500)
-    assert code == 0, "".join(final.lines)[-3000:]
-    summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["status"] == "complete"
+    if not finished:
+        final = Attempt(base, env)
+        started += 1
+        opened += 1
+        code, out = final.finish(timeout=1500)
+        assert code == 0, "".join(final.lines)[-3000:]
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert summary["status"] == "complete"
     st = Store(store)
     assert run_differences(ref_store, ref_run, st, "killed") == []
     attempts = st.query("SELECT attempts, status FROM runs WHERE run_id = 'killed'").to_pylist()
-    assert attempts == [{"attempts": killed + 1, "status": "complete"}]
+    # Each attempt that opened the run counts once; one killed before it opened the run (a random
+    # early moment) may or may not have, depending on where between the two the signal landed.
+    assert len(attempts) == 1 and attempts[0]["status"] == "complete"
+    assert opened <= attempts[0]["attempts"] <= started, (opened, attempts, started)
     # Resuming a complete run is refused with one clear line.
     again = subprocess.run([*CLI, *base], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and again.stderr.strip() == (

@@ -32,6 +32,6 @@ def report_path(audit, tmp_path_factory) -> Path:
 def con(audit):
     from storage.store import Store
 
-    connection = Store(audit[0], create=False).connect(read_only=True)
+    connection = Store(audit[0], create=False).connect()
     yield connection
     connection.close()

@@ -225,20 +225,27 @@ def test_build_is_deterministic_in_rows(tmp_path):
     assert runs == {"a1": "a1", "a2": "a2", "a3": "a3", "b1": "b1"}
 
 
-def test_queries_retry_when_compaction_deletes_a_globbed_file():
+def test_queries_retry_when_compaction_deletes_a_globbed_file(synthetic_store, monkeypatch):
     import duckdb
 
+    from storage.readonly_fs import ReadOnlyStoreFS
     from storage.store import _retry_vanished
 
-    calls = []
+    gone = "answers/model=org--model-a/run_date=2025-01-01/part-gone-" + "0" * 32 + ".parquet"
+    globbed = []
+    real_glob = ReadOnlyStoreFS.glob
 
-    def flaky():
-        calls.append(1)
-        if len(calls) == 1:
-            raise duckdb.IOException('IO Error: Cannot open file "x.parquet": No such file or directory')
-        return 42
+    def glob_once_with_a_deleted_file(self, path, **kw):  # as if a compaction deleted it meanwhile
+        found = real_glob(self, path, **kw)
+        if path.endswith("answers/*/*/[!.]*.parquet") and not globbed:
+            globbed.append(path)
+            found = [*found, gone]
+        return found
 
-    assert _retry_vanished(flaky) == 42 and len(calls) == 2
+    con = Store(synthetic_store).connect()
+    monkeypatch.setattr(ReadOnlyStoreFS, "glob", glob_once_with_a_deleted_file)
+    count = _retry_vanished(lambda: con.execute("SELECT count(*) FROM answers").fetchone())
+    assert count == (12,) and len(globbed) == 1  # the first attempt saw the deleted file, the second not
 
     def broken():
         raise duckdb.IOException("IO Error: permission denied")
