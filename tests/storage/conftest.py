@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from storage_fixtures import build
+from storage_fixtures import FIXTURES, as_v1, build
 
 
 @pytest.fixture(scope="session")
@@ -22,21 +22,6 @@ def synthetic_store(_synthetic_template: Path, tmp_path: Path) -> Path:
     root = tmp_path / "store"
     shutil.copytree(_synthetic_template, root)
     return root
-
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def as_v1(root: Path) -> None:
-    """Turn a v2 store into what schema version 1 wrote: explanations without `cache_key`."""
-    import pyarrow.parquet as pq
-
-    for part in (root / "explanations").rglob("*.parquet"):
-        table = pq.read_table(part)
-        table = table.drop_columns(["cache_key"]).replace_schema_metadata(
-            {b"eagle_audit.schema_version": b"1"}
-        )
-        pq.write_table(table, part)
 
 
 @pytest.fixture(params=["current", "v2", "v1"])

@@ -12,6 +12,8 @@ from storage.store import RunRecord, Store
 UTC = dt.UTC
 MODEL_A = "org/model-a"
 MODEL_B = "model b"  # a space: its directory name gets a hash suffix
+# stores written by older schema versions (see fixtures/README.md)
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def night(day: int) -> dt.datetime:
@@ -141,3 +143,15 @@ def build(root: Path) -> dict[str, str]:
     store.finish_run("b1", "complete")
     store.close()
     return runs
+
+
+def as_v1(root: Path) -> None:
+    """Turn a v2 store into what schema version 1 wrote: explanations without `cache_key`."""
+    import pyarrow.parquet as pq
+
+    for part in (root / "explanations").rglob("*.parquet"):
+        table = pq.read_table(part)
+        table = table.drop_columns(["cache_key"]).replace_schema_metadata(
+            {b"eagle_audit.schema_version": b"1"}
+        )
+        pq.write_table(table, part)

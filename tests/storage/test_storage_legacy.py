@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURES, as_v1
-from storage_fixtures import answer, record
+from storage_fixtures import FIXTURES, answer, as_v1, record
 
 from auditors.scoring import outcome
 from storage.queries import EXAMPLES, run_named
