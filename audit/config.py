@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from auditors.annotations import SPLITS
+from auditors.benchmarks.base import SourceError
 from eagle.search import SEARCH_NAMES as SEARCHES
 
 DATASETS = ("probe", "repope")
@@ -24,12 +25,9 @@ BACKENDS = ("hf", "vllm-server", "vllm-engine")
 PROBE_MODEL = "probe"  # the shipped probe checkpoint (the default model of the hf and vllm-engine backends)
 
 
-class ConfigError(ValueError):
-    """A setting that cannot work; the message names the option (`--name`) and what to do."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(f"{option}: {message}")
-        self.option = option
+class ConfigError(SourceError):
+    """A setting that cannot work; the message names the option (`--name`) and what to do. (A
+    benchmark's own input errors, `SourceError`, are the same kind of error.)"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,9 +37,11 @@ class AuditConfig:
     concurrency, dtype, ...); they are recorded in the run's config."""
 
     store: Path
+    benchmark: str = "pope"  # a registered benchmark plug-in: "pope" | "captions" | ...
     dataset: str = "probe"  # "probe" (the built-in probe world) | "repope" (user's files)
     annotations: Path | None = None  # repope: directory with the POPE/RePOPE files
     images: Path | None = None  # repope: image directory (COCO val2014)
+    instances: Path | None = None  # repope: COCO instances file (object ground truth and masks)
     splits: tuple[str, ...] = SPLITS
     limit: int | None = None  # at most this many unique questions
     backend: str = "hf"
@@ -54,7 +54,7 @@ class AuditConfig:
     correction: bool = True
     seed: int = 0
     probe_images: int = 40  # size of the built-in probe world
-    max_new_tokens: int = 8
+    max_new_tokens: int | None = None  # answer length; None: the benchmark's default (pope 8, captions 64)
     batch_size: int = 32  # questions per generation call
     explain_concurrency: int = 1  # explanations in flight at once
     max_failed_share: float = 0.05  # a larger share of failed samples or explanations fails the run
@@ -63,7 +63,7 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store", Path(self.store))
-        for name in ("annotations", "images"):
+        for name in ("annotations", "images", "instances"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
@@ -77,13 +77,23 @@ class AuditConfig:
             raise ConfigError(
                 "--dataset", f"unknown dataset {self.dataset!r}; choose {' or '.join(DATASETS)}"
             )
+        from auditors.benchmarks import get_benchmark
+
+        try:
+            benchmark = get_benchmark(self.benchmark)
+        except KeyError as exc:
+            raise ConfigError("--benchmark", str(exc.args[0])) from None
         if self.dataset == "repope":
-            if self.annotations is None:
-                raise ConfigError(
-                    "--annotations", "--dataset repope needs --annotations DIR (POPE/RePOPE files)"
-                )
             if self.images is None:
                 raise ConfigError("--images", "--dataset repope needs --images DIR (e.g. COCO val2014)")
+            try:
+                benchmark.check(self.source(world=None))
+            except SourceError as exc:
+                raise ConfigError(exc.option, str(exc).split(": ", 1)[1]) from None
+        elif self.instances is not None:
+            raise ConfigError(
+                "--instances", "--instances applies to --dataset repope (the probe world has its own masks)"
+            )
         bad = [s for s in self.splits if s not in SPLITS]
         if bad or not self.splits:
             raise ConfigError(
@@ -117,7 +127,7 @@ class AuditConfig:
         _positive("--limit", self.limit, allow_none=True)
         _positive("--regions", self.regions, minimum=2)
         _positive("--probe-images", self.probe_images)
-        _positive("--max-new-tokens", self.max_new_tokens)
+        _positive("--max-new-tokens", self.max_new_tokens, allow_none=True)
         _positive("--batch-size", self.batch_size)
         _positive("--explain-concurrency", self.explain_concurrency)
         if not 0.0 <= self.max_failed_share <= 1.0:
@@ -138,6 +148,30 @@ class AuditConfig:
     def explain_limit(self) -> int | None:
         """How many hallucinations to explain: None means all."""
         return None if self.explain == "all" else 0 if self.explain == "none" else int(self.explain)
+
+    @property
+    def answer_tokens(self) -> int:
+        """Tokens to generate per answer: --max-new-tokens, or the benchmark's default."""
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        from auditors.benchmarks import get_benchmark
+
+        return int(get_benchmark(self.benchmark).max_new_tokens)
+
+    def source(self, world: Path | None) -> Any:
+        """The run's `auditors.benchmarks.base.DataSource`: the user's files, or the probe world at
+        `world` (its directory, written by `audit.probe_world.ensure_world`)."""
+        from auditors.benchmarks.base import DataSource
+
+        if self.dataset == "repope":
+            assert self.images is not None
+            return DataSource(
+                name="repope", images=self.images, annotations=self.annotations, instances=self.instances
+            )
+        assert world is not None, "the probe world's directory is needed for --dataset probe"
+        return DataSource(
+            name="probe", images=world / "images", annotations=world, ground_truth=world / "ground_truth.json"
+        )
 
     @property
     def uses_probe_model(self) -> bool:
@@ -177,12 +211,18 @@ def check_inputs(config: AuditConfig) -> None:
                 "--model", f"{str(model)!r} has no config.json: it is not a transformers checkpoint directory"
             )
     if config.dataset == "repope":
-        assert config.annotations is not None and config.images is not None
-        if not config.annotations.is_dir():
+        assert config.images is not None
+        if config.annotations is not None and not config.annotations.is_dir():
             raise ConfigError(
                 "--annotations",
                 f"annotation directory {str(config.annotations)!r} does not exist; "
                 "`eagle-audit pope fetch --out DIR` downloads the POPE/RePOPE files",
+            )
+        if config.instances is not None and not config.instances.is_file():
+            raise ConfigError(
+                "--instances",
+                f"instances file {str(config.instances)!r} does not exist; pass COCO's "
+                "annotations/instances_val2014.json",
             )
         if not config.images.is_dir():
             raise ConfigError(

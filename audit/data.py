@@ -1,19 +1,22 @@
-"""The load step: where a run's questions and images are, and the unique questions to ask.
+"""The load step: where a run's data is, the benchmark's items, and which of them the run asks.
 
-Identifiers: a POPE question is the answers row `sample_id = "<split>/<question_id>"`. A unique
-(image, question) pair is asked once; its answer is written for every (split, question id) where
-the pair occurs. A hallucination is explained once per pair, under the pair's first sample id
-(its `pair_id`).
+Everything benchmark-specific comes from the plug-in (`auditors.benchmarks`): `load` verifies the
+data (a malformed line raises, naming file and line, before any model call) and returns the items
+in the benchmark's order. An item is asked once and its answer is written for every sample it is
+scored as (POPE: each (split, question id) where the (image, question) pair occurs); its
+explanations are stored under its `item_id`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from audit.config import AuditConfig
-from auditors.annotations import SPLITS, AnnotationSet, Occurrence, image_path, load_annotations
+from auditors.annotations import image_path
+from auditors.benchmarks.base import BenchmarkData, DataSource, Item
 from eagle.types import RGBImage
 
 log = logging.getLogger(__name__)
@@ -23,85 +26,37 @@ class SampleError(Exception):
     """A sample that cannot be processed (a corrupt or missing image): recorded, not fatal."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class DataSource:
-    """Where the questions and images of a run are."""
-
-    name: str  # "probe" | "repope"
-    annotations: Path
-    images: Path
-    ground_truth: Path | None = None  # probe world ground truth (boxes, masks)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Sample:
-    """One unique (image, question) pair to ask, with every (label set, split, id) it occurs as."""
-
-    pair_id: str  # sample id of its first occurrence: where its explanation is written
-    image: str
-    question: str
-    object_class: str
-    occurrences: tuple[Occurrence, ...]
-
-    def sample_ids(self) -> list[str]:
-        return sorted({f"{o.split}/{o.question_id}" for o in self.occurrences}, key=sample_order)
-
-    def labels(self, sample_id: str) -> dict[str, str]:
-        """label set -> label of one of this pair's sample ids."""
-        split, qid = split_sample_id(sample_id)
-        return {o.label_set: o.label for o in self.occurrences if o.split == split and o.question_id == qid}
-
-
-def split_sample_id(sample_id: str) -> tuple[str, int]:
-    """ "popular/12" -> ("popular", 12)."""
-    split, _, qid = sample_id.partition("/")
-    return split, int(qid)
-
-
-def sample_order(sample_id: str) -> tuple[int, int]:
-    """Sort key of sample ids: split order, then question id."""
-    split, qid = split_sample_id(sample_id)
-    return (SPLITS.index(split), qid)  # type: ignore[arg-type]
-
-
 def prepare_data(config: AuditConfig) -> DataSource:
-    """The run's data: the user's POPE/RePOPE directories, or the built-in probe world (written
-    once per seed and size under the store; it is deterministic, so a resume finds the same bytes)."""
+    """The run's data: the user's files, or the built-in probe world (written once per seed and size
+    under the store; it is deterministic, so a resume finds the same bytes)."""
     if config.dataset == "repope":
-        assert config.annotations is not None and config.images is not None
-        return DataSource(name="repope", annotations=config.annotations, images=config.images)
+        return config.source(world=None)
     from audit.probe_world import ensure_world
 
-    root = ensure_world(config.store / "datasets", seed=config.seed, n_images=config.probe_images)
-    return DataSource(
-        name="probe", annotations=root, images=root / "images", ground_truth=root / "ground_truth.json"
+    return config.source(
+        world=ensure_world(config.store / "datasets", seed=config.seed, n_images=config.probe_images)
     )
 
 
-def load_samples(config: AuditConfig, data: DataSource) -> tuple[AnnotationSet, list[Sample]]:
-    """Load and verify the annotations (a malformed line raises, naming file and line, before any
-    model call), keep the requested splits, dedupe (image, question) pairs, and apply --limit."""
-    annotations = load_annotations(data.annotations)
-    samples: list[Sample] = []
-    for pair in annotations.pairs:
-        occ = tuple(o for o in pair.occurrences if o.split in config.splits)
-        if not occ:
-            continue
-        first = min(occ, key=lambda o: (SPLITS.index(o.split), o.question_id))
-        q = annotations.question(first.label_set, first.split, first.question_id)
-        samples.append(
-            Sample(
-                pair_id=f"{first.split}/{first.question_id}",
-                image=pair.image,
-                question=pair.text,
-                object_class=q.object if q is not None else pair.text,
-                occurrences=occ,
-            )
-        )
-    samples.sort(key=lambda s: sample_order(s.pair_id))
-    if config.limit is not None:
-        samples = samples[: config.limit]
-    return annotations, samples
+def load_items(config: AuditConfig, data: DataSource) -> tuple[Any, BenchmarkData, list[Item]]:
+    """The benchmark plug-in, its loaded data, and the items this run asks (`--limit`)."""
+    from auditors.benchmarks import get_benchmark
+
+    benchmark = get_benchmark(config.benchmark)
+    loaded = benchmark.load(data, config.splits)
+    return benchmark, loaded, select_items(loaded.items, config.limit)
+
+
+def select_items(items: Sequence[Item], limit: int | None) -> list[Item]:
+    """The items a run asks: every item, or the first `limit` in the benchmark's order. Generic over
+    benchmarks: items carry `split` and `label` for a sampler that stratifies."""
+    return list(items) if limit is None else list(items[:limit])
+
+
+def sample_order(items: Sequence[Item]) -> dict[str, tuple[int, int]]:
+    """Sample id -> (item index, sample index): the run's order of answers rows, whatever order the
+    store returns them in (marks, targets and bootstrap intervals depend on it)."""
+    return {s.sample_id: (i, k) for i, item in enumerate(items) for k, s in enumerate(item.samples)}
 
 
 def load_image(images: Path, name: str) -> RGBImage:
@@ -123,14 +78,22 @@ def image_digest(images: Path, name: str) -> str:
     return sha256_file(path) if path.is_file() else "missing"
 
 
+def file_digest(path: Path | None) -> str | None:
+    """sha256 of a data file (e.g. the ground truth the masks come from), None without one."""
+    from auditors.annotations import sha256_file
+
+    return sha256_file(path) if path is not None and path.is_file() else None
+
+
 __all__ = [
     "DataSource",
-    "Sample",
+    "Item",
     "SampleError",
+    "file_digest",
     "image_digest",
     "load_image",
-    "load_samples",
+    "load_items",
     "prepare_data",
     "sample_order",
-    "split_sample_id",
+    "select_items",
 ]

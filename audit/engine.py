@@ -33,29 +33,18 @@ from typing import Any
 
 from audit.backend import backend_for, model_id, weights_digest
 from audit.config import AuditConfig, check_inputs
-from audit.data import DataSource, Sample, image_digest, load_samples, prepare_data
+from audit.data import file_digest, image_digest, load_items, prepare_data, sample_order
 from audit.explain import ANSWER_TOKENS_METHOD, ExplainJob, ExplainSettings, explain, explanation_key
 from audit.generate import GenerateJob, batches, generate
-from audit.mark import Target, mark_answers
-from audit.metrics import metrics_rows
+from audit.mark import mark_answers
+from audit.metrics import headline, metrics_rows
 from audit.record import run_record
 from audit.runner import LocalRunner, Runner
+from auditors.benchmarks.base import BenchmarkData, DataSource, Item, Target
 from storage.buffer import BufferedWriter
 from storage.store import Store
 
 log = logging.getLogger("audit")
-
-HEADLINE_COLUMNS = (
-    "label_set",
-    "split",
-    "n",
-    "precision",
-    "recall",
-    "f1",
-    "accuracy",
-    "yes_ratio",
-    "unparsed",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,16 +55,17 @@ class AuditResult:
     store: Path
     status: str
     error: str | None = None
-    questions: int = 0  # unique (image, question) pairs of the run
+    benchmark: str = "pope"
+    questions: int = 0  # items of the run: unique (image, prompt) pairs asked once
     generated: int = 0  # answers rows written by this attempt
-    failed_samples: int = 0  # pairs whose image could not be read (over the whole run)
+    failed_samples: int = 0  # items whose image could not be read (over the whole run)
     marks: int = 0
     targets: int = 0  # hallucinations selected for explanation
     explained: int = 0  # targets with an explanation (computed, reused or from an earlier attempt)
     explain_failed: int = 0
     computed_explanations: int = 0  # computed by this attempt
     reused_explanations: int = 0  # copied from another run of the store
-    metrics: list[dict[str, Any]] = field(default_factory=list)  # the "all"-class rows
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # "all"-class rows, the benchmark's headline
     report: Path | None = None
     wall_s: float = 0.0
 
@@ -122,15 +112,15 @@ def run_audit(
     runner = runner or LocalRunner()
     check_inputs(config)
     data = prepare_data(config)
-    annotations, samples = load_samples(config, data)  # a malformed line stops here, before any model call
-    log.info("%d unique questions from %s (%s)", len(samples), data.annotations, ", ".join(config.splits))
+    benchmark, loaded, items = load_items(config, data)  # a malformed line stops here, before any model call
+    log.info("%s: %d items from %s", benchmark.name, len(items), data.annotations or data.images)
     backend = backend_for(config)
     digest = weights_digest(config)
     info = backend.info() if hasattr(backend, "info") else {}
     record = run_record(
         config,
         data,
-        annotations,
+        loaded,
         model_id=model_id(config, backend),
         weights_digest=digest,
         backend_info=info,
@@ -139,26 +129,36 @@ def run_audit(
     run_id = store.begin_run(record)
     config = replace(config, run_id=run_id)
     log.info("run %s: model %s via %s, store %s", run_id, record.model_id, config.backend, store.root)
-    run = _Run(config=config, data=data, store=store, runner=runner, progress=progress or ProgressLog())
+    run = _Run(
+        config=config,
+        data=data,
+        benchmark=benchmark,
+        loaded=loaded,
+        store=store,
+        runner=runner,
+        progress=progress or ProgressLog(),
+    )
     try:
         with BufferedWriter(store, run_id, max_rows=buffer_rows, max_seconds=buffer_seconds) as out:
-            run.generate(samples, out)
+            run.generate(items, out)
             out.flush()
-            targets = run.mark(backend, out)
+            targets = run.mark(items, backend, out)
             out.flush()
             # the weights and the dtype they run in decide the scores (reuse across runs)
             served = f"{config.model or 'served'}@run:{run_id}"
             model_identity = f"{digest}:{info.get('dtype')}" if digest else served
             run.explain(targets, model_identity, out)
-        answers = store.query("SELECT * FROM answers WHERE run_id = ?", [run_id]).to_pylist()
-        metrics = metrics_rows(annotations, answers, config.splits)
+        answers = stored_answers(store, run_id)
+        order = sample_order(items)  # the run's order, not the store's: bootstrap intervals depend on it
+        in_order = sorted(answers, key=lambda r: order.get(r["sample_id"], (len(order), 0)))
+        metrics = metrics_rows(benchmark, loaded, in_order, config.splits)
         store.write("metrics", metrics, run_id)
         failed_samples = len({a["image"] + "\0" + a["question"] for a in answers if a["error"] is not None})
         explain_rows = run.explanation_rows()
         explained = sum(r["error"] is None for r in explain_rows)
         explain_failed = len(explain_rows) - explained
         error = failure_verdict(
-            samples=len(samples),
+            samples=len(items),
             failed_samples=failed_samples,
             explanations=len(explain_rows),
             failed_explanations=explain_failed,
@@ -183,7 +183,8 @@ def run_audit(
         store=store.root,
         status=status,
         error=error,
-        questions=len(samples),
+        benchmark=benchmark.name,
+        questions=len(items),
         generated=run.generated,
         failed_samples=failed_samples,
         marks=run.marks,
@@ -192,7 +193,7 @@ def run_audit(
         explain_failed=explain_failed,
         computed_explanations=run.computed,
         reused_explanations=run.reused,
-        metrics=[{k: r[k] for k in HEADLINE_COLUMNS} for r in metrics if r["object_class"] == "all"],
+        metrics=headline(benchmark, metrics),
         report=report,
         wall_s=time.perf_counter() - start,
     )
@@ -231,6 +232,15 @@ def failure_verdict(
     return f"{' and '.join(problems)}, more than --max-failed-share {max_share:g}{first}"
 
 
+def stored_answers(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's answers rows as the steps wrote them (the label-set maps as dicts)."""
+    rows = store.query("SELECT * FROM answers WHERE run_id = ?", [run_id]).to_pylist()
+    for r in rows:
+        for name in ("labels", "outcomes"):
+            r[name] = dict(r[name]) if r[name] is not None else None
+    return rows
+
+
 def write_report(store: Store, run_id: str) -> Path | None:
     """The HTML report of the run (derived from the store: a failure here loses no data)."""
     from reports.build import build_report
@@ -262,6 +272,8 @@ class _Run:
 
     config: AuditConfig
     data: DataSource
+    benchmark: Any
+    loaded: BenchmarkData
     store: Store
     runner: Runner
     progress: Progress
@@ -279,12 +291,12 @@ class _Run:
     def _window(self) -> int:
         return self.config.explain_concurrency
 
-    def generate(self, samples: Sequence[Sample], out: BufferedWriter) -> None:
+    def generate(self, items: Sequence[Item], out: BufferedWriter) -> None:
         done = self.store.done_samples(self.run_id, "answers")
-        todo = [s for s in samples if not set(s.sample_ids()) <= done]
-        log.info("generate: %d questions to ask, %d already answered", len(todo), len(samples) - len(todo))
+        todo = [i for i in items if not {s.sample_id for s in i.samples} <= done]
+        log.info("generate: %d items to ask, %d already answered", len(todo), len(items) - len(todo))
         jobs = [
-            GenerateJob(config=self.config, data=self.data, samples=b)
+            GenerateJob(config=self.config, data=self.data, benchmark=self.benchmark, items=b)
             for b in batches(todo, self.config.batch_size)
         ]
         # One model in this process answers one batch at a time; servers take several.
@@ -293,12 +305,12 @@ class _Run:
         for job, rows in self.runner.map(generate, jobs, name="generate", window=window):
             out.add("answers", rows)
             self.generated += len(rows)
-            asked += len(job.samples)
+            asked += len(job.items)
             self.progress("generate", asked, len(todo))
 
-    def mark(self, backend: Any, out: BufferedWriter) -> list[Target]:
-        answers = self.store.query("SELECT * FROM answers WHERE run_id = ?", [self.run_id]).to_pylist()
-        marks, targets = mark_answers(answers, backend)
+    def mark(self, items: Sequence[Item], backend: Any, out: BufferedWriter) -> list[Target]:
+        answers = stored_answers(self.store, self.run_id)
+        marks, targets = mark_answers(self.benchmark, items, answers, backend)
         out.add("marks", marks)
         self.marks = len(marks)
         limit = self.config.explain_limit
@@ -314,21 +326,37 @@ class _Run:
             for k in self.store.done_keys(self.run_id, "explanations")
             if k[1] != ANSWER_TOKENS_METHOD
         }
-        pending = [t for t in targets if (t.pair_id, t.position) not in done]
+        tokens_done = {
+            k[0] for k in self.store.done_keys(self.run_id, "explanations") if k[1] == ANSWER_TOKENS_METHOD
+        }
+        pending = [t for t in targets if (t.sample_id, t.position) not in done]
         digests: dict[str, str] = {}  # several questions share an image: hash each file once
+        masks = self._masks_identity()
         jobs = []
         for t in pending:
             if t.image not in digests:
                 digests[t.image] = image_digest(self.data.images, t.image)
-            key = explanation_key(t, model=model_identity, image_digest=digests[t.image], settings=settings)
+            # the answer's own tokens are re-scored once per sample (along its first target's order)
+            answer_tokens = t.sample_id not in tokens_done
+            tokens_done.add(t.sample_id)
+            key = explanation_key(
+                t,
+                model=model_identity,
+                image_digest=digests[t.image],
+                settings=settings,
+                masks=masks,
+                answer_tokens=answer_tokens,
+            )
             jobs.append(
                 ExplainJob(
                     config=self.config,
                     data=self.data,
+                    benchmark=self.benchmark,
                     target=t,
                     settings=settings,
                     run_id=self.run_id,
                     key=key,
+                    answer_tokens=answer_tokens,
                 )
             )
         stored = self.store.find_explanations([j.key for j in jobs], exclude_run=self.run_id)
@@ -350,6 +378,14 @@ class _Run:
             out.add("explanations", rows)
             self.computed += 1
             self.progress("explain", i, len(compute))
+
+    def _masks_identity(self) -> str | None:
+        """What the driver regions are matched to: the mask source's kind and file digest."""
+        source = self.data.masks
+        if source is None:
+            return None
+        path = self.data.ground_truth if source.kind == "probe" else self.data.instances
+        return f"{source.kind}:{file_digest(path)}"
 
     def explanation_rows(self) -> list[dict[str, Any]]:
         """The run's EAGLE explanation rows (not the answer-tokens rows): sample, error."""

@@ -1,11 +1,17 @@
-"""The explain step: EAGLE explains one hallucination's counter token, the correction scan
-regenerates the answer with the lowest-ranked regions removed (AMCR, CSR@10%), and the answer's own
-tokens are re-scored along the same region order (which tokens rest on the image, which on the
-prior). The map goes to the store as a .npy file; the rows go back to the engine, which writes them.
+"""The explain step: EAGLE explains one hallucination, the correction scan regenerates the answer
+with the lowest-ranked regions removed (AMCR, CSR@10%), and the answer's own tokens are re-scored
+along the same region order (which tokens rest on the image, which on the prior). Where the data
+has object masks, the driver regions (the top of 1 − map) are matched to the objects under them
+(`auditors.causes`). The map goes to the store as a .npy file; the rows go back to the engine.
+
+What is explained is the target's: a yes/no error's counter token (objective "tokens"), or the
+absence of a caption mention's span (objective "span-absence", `eagle.objectives`). Either way the
+regions ranked last drive the hallucination, and the benchmark says when a regenerated answer is
+corrected.
 
 An explanation is identified across runs of one store by `explanation_key`: (sample, image
-digest, model identity, method version, settings). The engine reuses a stored explanation with the
-same key instead of computing it again.
+digest, model identity, object masks, method version, settings). The engine reuses a stored
+explanation with the same key instead of computing it again.
 """
 
 from __future__ import annotations
@@ -22,14 +28,13 @@ import numpy as np
 
 from audit.backend import backend_for
 from audit.config import AuditConfig
-from audit.data import DataSource, SampleError, load_image
-from audit.mark import Target
-from auditors.parsing import parse_yes_no
+from audit.data import SampleError, load_image
+from auditors.benchmarks.base import DataSource, Target
 from eagle.types import Backend, GenerationRequest, ScoreRequest
 
 log = logging.getLogger(__name__)
 
-METHOD_VERSION = "eagle-audit-1"  # part of every explanation key: bump when results change
+METHOD_VERSION = "eagle-audit-2"  # part of every explanation key: bump when results change
 ANSWER_TOKENS_METHOD = "answer-tokens"  # the answer's own tokens along the EAGLE order
 
 
@@ -38,7 +43,7 @@ class ExplainSettings:
     regions: int = 64
     search: str = "efficient"
     correction: bool = True
-    max_new_tokens: int = 8
+    max_new_tokens: int = 8  # answer length of the correction scan's regenerations
 
     @classmethod
     def of(cls, config: AuditConfig) -> ExplainSettings:
@@ -46,7 +51,7 @@ class ExplainSettings:
             regions=config.regions,
             search=config.search,
             correction=config.correction,
-            max_new_tokens=config.max_new_tokens,
+            max_new_tokens=config.answer_tokens,
         )
 
     def params(self) -> dict[str, Any]:
@@ -57,17 +62,31 @@ class ExplainSettings:
         return f"eagle-{self.search}"
 
 
-def explanation_key(target: Target, *, model: str, image_digest: str, settings: ExplainSettings) -> str:
-    """The identity of an explanation across runs: same key, same result."""
+def explanation_key(
+    target: Target,
+    *,
+    model: str,
+    image_digest: str,
+    settings: ExplainSettings,
+    masks: str | None = None,
+    answer_tokens: bool = True,
+) -> str:
+    """The identity of an explanation across runs: same key, same result. `masks` identifies the
+    object masks its driver regions were matched to (None: no masks); `answer_tokens` whether the
+    answer-tokens row is part of it."""
     blob = json.dumps(
         [
             target.image,
-            target.question,
+            target.prompt,
             target.answer_ids,
-            target.position,
-            target.counter_id,
+            target.positions,
+            target.target_ids,
+            target.objective,
+            target.truth,
             image_digest,
             model,
+            masks,
+            answer_tokens,
             METHOD_VERSION,
             settings.params(),
         ],
@@ -82,10 +101,12 @@ class ExplainJob:
 
     config: AuditConfig
     data: DataSource
+    benchmark: Any  # the `auditors.benchmarks.base.Benchmark` plug-in (says when an answer is corrected)
     target: Target
     settings: ExplainSettings
     run_id: str
     key: str
+    answer_tokens: bool = True  # also re-score the answer's own tokens (once per sample suffices)
 
 
 def explain(job: ExplainJob) -> list[dict[str, Any]]:
@@ -101,7 +122,7 @@ def explain(job: ExplainJob) -> list[dict[str, Any]]:
     except BackendError:
         raise
     except Exception as exc:  # noqa: BLE001 - one sample's failure is recorded, the run goes on
-        log.warning("explanation of %s failed: %s: %s", job.target.pair_id, type(exc).__name__, exc)
+        log.warning("explanation of %s failed: %s: %s", job.target.sample_id, type(exc).__name__, exc)
         rows = [failed_row(job.target, job.settings, f"{type(exc).__name__}: {exc}")]
     return [row | {"cache_key": job.key} for row in rows]
 
@@ -109,6 +130,7 @@ def explain(job: ExplainJob) -> list[dict[str, Any]]:
 def explain_target(backend: Backend, job: ExplainJob) -> list[dict[str, Any]]:
     from eagle.correction import correction_scan
     from eagle.method import Eagle, explain_order
+    from eagle.objectives import objective_scorer
     from eagle.regions import SlicoSegmenter
     from eagle.search import search_by_name
     from storage.rows import explanation_row
@@ -119,37 +141,47 @@ def explain_target(backend: Backend, job: ExplainJob) -> list[dict[str, Any]]:
     regions = SlicoSegmenter(n_segments=settings.regions).segment(image)
     search = search_by_name(settings.search)
     request = ScoreRequest(
-        prompt=target.question,
+        prompt=target.prompt,
         answer_ids=target.answer_ids,
-        target_positions=(target.position,),
-        target_ids=(target.counter_id,),
+        target_positions=target.positions,
+        target_ids=target.target_ids,
     )
-    expl = Eagle(backend, search=search).explain(image, regions, request)
+    scorer = objective_scorer(backend, target.objective)  # type: ignore[arg-type]
+    expl = Eagle(scorer, search=search).explain(image, regions, request)
     # A unique name: a recomputed explanation (after a crash) never collides with an orphaned map.
-    name = f"{target.pair_id.replace('/', '-')}-{expl.method}-{uuid.uuid4().hex[:8]}"
+    name = f"{target.sample_id.replace('/', '-')}-{target.position}-{expl.method}-{uuid.uuid4().hex[:8]}"
     ref = Store(job.config.store).write_map(job.run_id, name, expl.attribution_map.astype(np.float32))
     row = explanation_row(
         expl.to_dict(include_labels=False),
-        sample_id=target.pair_id,
+        sample_id=target.sample_id,
         question_id=target.question_id,
-        target_text=target.counter_text,
+        target_text=target.target_text,
         search=settings.search,
         map_path=ref.path,
         map_sha256=ref.sha256,
         params=expl.params | settings.params(),
         error=None,
+        objective=target.objective,
+        label_set=target.label_set,
+        drivers=_drivers(job.data, target.image, expl.order, expl.region_scores, regions),
     )
     if settings.correction:
-        regenerate = _regenerator(backend, target.question, settings.max_new_tokens)
-        corr = correction_scan(image, regions, expl.order, regenerate, target.truth, matcher=parse_yes_no)
+
+        def corrected(answer: str) -> bool:
+            return bool(job.benchmark.corrected(target, answer))
+
+        regenerate = _regenerator(backend, target.prompt, settings.max_new_tokens)
+        corr = correction_scan(image, regions, expl.order, regenerate, corrected)
         row |= {
             "correction_area": corr.area_removed,
             "corrected": corr.corrected,
             "corrected_answer": corr.answers[-1] if corr.corrected else None,
-            "correction_curve": [float(parse_yes_no(a) == target.truth) for a in corr.answers],
+            "correction_curve": [float(corrected(a)) for a in corr.answers],
         }
+    if not job.answer_tokens:
+        return [row]
     answer = ScoreRequest(
-        prompt=target.question,
+        prompt=target.prompt,
         answer_ids=target.answer_ids,
         target_positions=tuple(range(len(target.answer_ids))),
         target_ids=target.answer_ids,
@@ -157,14 +189,34 @@ def explain_target(backend: Backend, job: ExplainJob) -> list[dict[str, Any]]:
     tokens = explain_order(backend, image, regions, answer, expl.order, method=ANSWER_TOKENS_METHOD)
     answer_row = explanation_row(
         tokens.to_dict(include_labels=False),
-        sample_id=target.pair_id,
+        sample_id=target.sample_id,
         question_id=target.question_id,
         target_text=backend.decode(target.answer_ids),
         search="order-of:" + expl.method,
-        params=tokens.params | settings.params(),
+        params=tokens.params | settings.params() | {"order_of_position": target.position},
         error=None,
+        objective="tokens",
+        label_set=target.label_set,
     )
     return [row, answer_row]
+
+
+def _drivers(
+    data: DataSource, image: str, order: np.ndarray, region_scores: np.ndarray, regions: np.ndarray
+) -> list[dict[str, Any]] | None:
+    """The image's ground-truth objects scored by the explanation; None where the data has no masks."""
+    from auditors.causes import drivers
+    from auditors.groundtruth import load_masks
+
+    masks = load_masks(data.masks, image)
+    if masks is None:
+        return None
+    if masks.labels.shape != regions.shape:
+        log.warning(
+            "object masks of %s are %s, the image %s: no drivers", image, masks.labels.shape, regions.shape
+        )
+        return None
+    return [d.to_row() for d in drivers(order, regions, masks, region_scores)]
 
 
 def _regenerator(backend: Backend, prompt: str, max_new_tokens: int) -> Callable[[np.ndarray], list[str]]:
@@ -178,13 +230,17 @@ def _regenerator(backend: Backend, prompt: str, max_new_tokens: int) -> Callable
 def failed_row(target: Target, settings: ExplainSettings, error: str) -> dict[str, Any]:
     """The row of an explanation that could not be computed (its sample's image is unreadable)."""
     return {
-        "sample_id": target.pair_id,
+        "sample_id": target.sample_id,
         "question_id": target.question_id,
-        "target_text": target.counter_text,
+        "target_text": target.target_text,
         "target_position": target.position,
-        "target_token_id": target.counter_id,
+        "target_token_id": target.target_ids[0],
+        "target_positions": list(target.positions),
+        "target_ids": list(target.target_ids),
         "method": settings.method,
         "search": settings.search,
         "params": json.dumps(settings.params(), sort_keys=True),
+        "objective": target.objective,
+        "label_set": target.label_set,
         "error": error,
     }

@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from audit.config import AuditConfig
-from audit.data import DataSource
-from auditors.annotations import AnnotationSet
+from auditors.benchmarks.base import BenchmarkData, DataSource
 from storage.store import RunRecord
 
 
 def run_record(
     config: AuditConfig,
     data: DataSource,
-    annotations: AnnotationSet,
+    loaded: BenchmarkData,
     *,
     model_id: str,
     weights_digest: str | None,
@@ -36,10 +35,10 @@ def run_record(
         else backend_info.get("model_revision"),
         backend=config.backend,
         engine_version=engine,
-        decoding={"temperature": 0.0, "max_new_tokens": config.max_new_tokens, "greedy": True},
+        decoding={"temperature": 0.0, "max_new_tokens": config.answer_tokens, "greedy": True},
         seed=config.seed,
-        data_checksums={f.path.name: f.sha256 for f in annotations.files.values()},
+        data_checksums=dict(loaded.checksums),
         code_version=f"eagle-audit {version('eagle-audit')}",
-        benchmark=f"{data.name}-pope",
+        benchmark=f"{data.name}-{config.benchmark}",
         config=config.to_json() | {"image_root": str(data.images.resolve()), "backend_info": backend_info},
     )

@@ -7,10 +7,12 @@ given, which token marking maps onto the model's own tokens.
 
 `COCO` covers the 80 COCO classes with this project's own synonym table (`COCO_SYNONYMS`:
 plurals, two-word names, a few common synonyms such as "sofa" -> couch, "bike" -> bicycle,
-"man" -> person). A few words are also adjectives or modifiers ("an orange cat", "a remote
-village", "a baseball player"); those count as a mention only when no other word follows them
-directly. `vocabulary("probe")` covers the probe world's 12 classes (built on first use, so importing
-this module never imports the probe package).
+"man" -> person; every person word of CHAIR's own table, "chef", "passenger", "traveler", ...).
+A few words are also adjectives or modifiers ("an orange cat", "a remote village", "a baseball
+player"); those count as a mention only when no other word follows them directly. Person words
+followed by another class ("a baby elephant", "an adult giraffe", "a passenger train") name that
+class, not a person. `vocabulary("probe")` covers the probe world's 12 classes (built on first use,
+so importing this module never imports the probe package).
 
 Example::
 
@@ -40,10 +42,19 @@ COCO_CLASSES: tuple[str, ...] = (
 
 # Singular surface forms per class (plurals are derived, see PLURALS for the irregular ones).
 COCO_SYNONYMS: dict[str, tuple[str, ...]] = {
+    # Every person word of CHAIR's table (Rohrbach et al. 2018, as lmms-eval ships it, including its
+    # misspelling "solider"), plus a few of our own (toddler, pedestrian, surfer, crowd, ...).
     "person": (
         "person", "man", "woman", "boy", "girl", "child", "kid", "lady", "guy", "baby", "toddler",
         "teenager", "adult", "player", "skier", "surfer", "snowboarder", "skateboarder", "pedestrian",
-        "rider", "people", "crowd",
+        "rider", "people", "crowd", "chef", "baker", "worker", "passenger", "sister", "brother",
+        "biker", "policeman", "policewoman", "cop", "officer", "cowboy", "bride", "groom", "male",
+        "female", "traveler", "traveller", "mother", "father", "gentleman", "pitcher",
+        "catcher", "umpire", "skater", "foreigner", "caller", "offender", "coworker", "trespasser",
+        "patient", "politician", "soldier", "solider", "grandchild", "serviceman", "walker", "drinker",
+        "doctor", "bicyclist", "cyclist", "thief", "buyer", "student", "camper", "driver", "hunter",
+        "shopper", "villager", "tourist", "spectator", "athlete", "vendor", "customer", "infant",
+        "youngster", "teen", "daughter", "son", "friend",
     ),
     "bicycle": ("bicycle", "bike", "cycle"),
     "car": ("car", "automobile", "sedan", "taxi", "suv"),
@@ -135,6 +146,11 @@ COCO_MODIFIERS: frozenset[str] = frozenset(
     {"orange", "remote", "baseball", "football", "tennis ball", "ski", "cycle"}
 )
 
+# Words of a class that modify a following mention of *another* class: "a baby elephant" and "an
+# adult giraffe" are elephants and giraffes, "a passenger train" is a train, not a person. Only the
+# singular forms (plural person words do not modify: "the men" is never "the men elephant").
+COCO_CLASS_MODIFIERS: frozenset[str] = frozenset(COCO_SYNONYMS["person"]) - {"people", "crowd"}
+
 # Irregular or invariant plurals of the last word of a form.
 PLURALS: dict[str, str] = {
     "man": "men", "woman": "women", "person": "people", "child": "children", "people": "people",
@@ -142,7 +158,8 @@ PLURALS: dict[str, str] = {
     "sheep": "sheep", "skis": "skis", "scissors": "scissors", "broccoli": "broccoli",
     "cattle": "cattle", "luggage": "luggage", "bus": "buses", "glass": "glasses", "lady": "ladies",
     "teddy": "teddies", "kitty": "kitties", "puppy": "puppies", "pony": "ponies", "crowd": "crowds",
-    "tv": "tvs", "suv": "suvs",
+    "tv": "tvs", "suv": "suvs", "policeman": "policemen", "policewoman": "policewomen",
+    "gentleman": "gentlemen", "serviceman": "servicemen", "grandchild": "grandchildren", "thief": "thieves",
 }  # fmt: skip
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
@@ -181,7 +198,8 @@ class Vocabulary:
 
     classes: tuple[str, ...]
     table: Mapping[tuple[str, ...], str]  # lower-cased word tuple -> class
-    modifiers: frozenset[tuple[str, ...]] = frozenset()
+    modifiers: frozenset[tuple[str, ...]] = frozenset()  # no mention when any word follows
+    class_modifiers: frozenset[tuple[str, ...]] = frozenset()  # no mention when another class follows
     max_words: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -192,10 +210,16 @@ class Vocabulary:
 
     @classmethod
     def from_synonyms(
-        cls, classes: Iterable[str], synonyms: Mapping[str, Iterable[str]], modifiers: Iterable[str] = ()
+        cls,
+        classes: Iterable[str],
+        synonyms: Mapping[str, Iterable[str]],
+        modifiers: Iterable[str] = (),
+        class_modifiers: Iterable[str] = (),
     ) -> Vocabulary:
         """Build from singular surface forms per class; plurals are added. A form claimed by two
-        classes is an error (the table would be ambiguous)."""
+        classes is an error (the table would be ambiguous). `modifiers` count as a mention only
+        when no word follows them; `class_modifiers` only when no mention of another class follows
+        them ("a baby elephant" is an elephant). Both are singular forms."""
         classes = tuple(classes)
         table: dict[tuple[str, ...], str] = {}
         for name in classes:
@@ -206,7 +230,8 @@ class Vocabulary:
                         raise ValueError(f"surface form {form!r} is claimed by {table[key]!r} and {name!r}")
                     table[key] = name
         mods = frozenset(tuple(m.lower().split()) for m in modifiers)  # singular only: "skis here" is skis
-        return cls(classes=classes, table=table, modifiers=mods)
+        class_mods = frozenset(tuple(m.lower().split()) for m in class_modifiers)
+        return cls(classes=classes, table=table, modifiers=mods, class_modifiers=class_mods)
 
     def extract(self, text: str) -> list[Mention]:
         """All mentions in `text`, left to right, non-overlapping, longest match first."""
@@ -214,24 +239,43 @@ class Vocabulary:
         out: list[Mention] = []
         i = 0
         while i < len(words):
-            for n in range(min(self.max_words, len(words) - i), 0, -1):
-                chunk = words[i : i + n]
-                # words of one form must be separated by spaces or hyphens only
-                if any(text[a[2] : b[1]] not in (" ", "-") for a, b in zip(chunk, chunk[1:], strict=False)):
-                    continue
-                key = tuple(w for w, _, _ in chunk)
-                cls = self.table.get(key)
-                if cls is None:
-                    continue
-                if key in self.modifiers and self._followed_by_word(text, words, i + n):
-                    continue
-                start, end = chunk[0][1], chunk[-1][2]
-                out.append(Mention(cls=cls, text=text[start:end], start=start, end=end))
-                i += n
-                break
-            else:
+            found = self._match(text, words, i)
+            if found is None:
                 i += 1
+                continue
+            cls, n = found
+            key = tuple(w for w, _, _ in words[i : i + n])
+            if key in self.class_modifiers and self._followed_by_other_class(text, words, i + n, cls):
+                i += n  # "baby" in "a baby elephant": the elephant is the mention
+                continue
+            start, end = words[i][1], words[i + n - 1][2]
+            out.append(Mention(cls=cls, text=text[start:end], start=start, end=end))
+            i += n
         return out
+
+    def _match(self, text: str, words: list[tuple[str, int, int]], i: int) -> tuple[str, int] | None:
+        """The class and word count of the longest form starting at word `i`, None if none does."""
+        for n in range(min(self.max_words, len(words) - i), 0, -1):
+            chunk = words[i : i + n]
+            # words of one form must be separated by spaces or hyphens only
+            if any(text[a[2] : b[1]] not in (" ", "-") for a, b in zip(chunk, chunk[1:], strict=False)):
+                continue
+            key = tuple(w for w, _, _ in chunk)
+            cls = self.table.get(key)
+            if cls is None:
+                continue
+            if key in self.modifiers and self._followed_by_word(text, words, i + n):
+                continue
+            return cls, n
+        return None
+
+    def _followed_by_other_class(
+        self, text: str, words: list[tuple[str, int, int]], j: int, cls: str
+    ) -> bool:
+        if j >= len(words) or text[words[j - 1][2] : words[j][1]] not in (" ", "-"):
+            return False
+        after = self._match(text, words, j)
+        return after is not None and after[0] != cls
 
     @staticmethod
     def _followed_by_word(text: str, words: list[tuple[str, int, int]], j: int) -> bool:
@@ -246,7 +290,7 @@ _FUNCTION_WORDS = frozenset(
     "that which who while as the a an here there too also".split()
 )
 
-COCO = Vocabulary.from_synonyms(COCO_CLASSES, COCO_SYNONYMS, COCO_MODIFIERS)
+COCO = Vocabulary.from_synonyms(COCO_CLASSES, COCO_SYNONYMS, COCO_MODIFIERS, COCO_CLASS_MODIFIERS)
 
 
 @functools.cache

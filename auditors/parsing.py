@@ -8,7 +8,8 @@ Policy, in order (the first rule that fires decides):
 2. A leading decision word: "yes", "yeah", "yep", "yup", "sure", "certainly", "definitely",
    "absolutely", "correct", "true", "indeed" -> yes ("certainly not" and the like -> no); "no",
    "nope", "none", "nothing", "false", "incorrect", "negative", "never", "nah" -> no
-   ("No, there is not." -> no; "None." -> no).
+   ("No, there is not." -> no; "None." -> no). A leading assurance ("No doubt,", "Without a
+   doubt,") is skipped and the rest decides ("No doubt, there is a dog." -> yes); alone it is a yes.
 3. Abstentions in the first sentence ("I cannot tell", "not sure", "unclear", "impossible to
    say", ...) -> unparsed: a model that declines to decide is reported as such, not guessed.
 4. A negation in the first sentence (the earlier of a negation and an affirmation wins):
@@ -82,6 +83,8 @@ _AFFIRMATION = re.compile(
     r"|(?:i )?think so|\b(?:it|they) (?:is|are|does|do)(?= *$)"
     r")"
 )
+# Leading phrases that assure rather than answer ("no doubt" is not a "no").
+_ASSURANCE = re.compile(r"(?:no doubt(?: about it)?|without (?:a )?doubt|undoubtedly|no question)\b")
 _FIRST_YES_NO = re.compile(r"\b(?:yes|no)\b")
 _LEAD_LABEL = re.compile(r"^\s*(?:(?:assistant|answer|final answer|response|a)\s*:\s*)+")
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -145,6 +148,15 @@ def parse_decision(text: str) -> Decision:
     first = re.search(r"[a-z0-9']+", norm)
     if first is None:
         return Decision(verdict="unparsed", rule="empty")
+    sure = _ASSURANCE.match(norm, first.start())
+    if sure is not None:
+        # "No doubt, there is a dog." is no "no": the assurance is skipped and the rest decides;
+        # an assurance alone ("No doubt.", "Without a doubt!") is a yes.
+        s, e = span(sure.start(), sure.end())
+        rest = parse_decision(text[:s] + " " * (e - s) + text[e:])
+        if rest.verdict != "unparsed" or rest.rule == "abstain":
+            return rest
+        return Decision(verdict="yes", rule="leading", start=s, end=e)
     word = first.group(0)
     if word in _ADVERBS:
         following = re.match(r" +not\b", norm[first.end() :])

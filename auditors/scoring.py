@@ -210,32 +210,76 @@ def cluster_bootstrap(
             raise ValueError(f"unknown outcome {o!r}")
     n_clusters = len(ids)
     total = per_cluster.sum(axis=0)
-    rng = np.random.default_rng(seed)
-    if n_clusters:
-        # (n_boot, G) multiplicities of each image in each replicate, then (n_boot, 4) counts.
-        weights = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
-        boot = weights @ per_cluster
-    else:
-        boot = np.zeros((n_boot, 4), np.int64)
+    boot = _replicates(n_clusters, n_boot, seed) @ per_cluster  # (n_boot, 4) counts
     out: dict[str, Interval] = {}
-    alpha = (1 - level) / 2
     for metric in metrics:
         estimate = float(_metric_arrays(total, metric))
-        values = _metric_arrays(boot, metric)
-        values = values[~np.isnan(values)]
-        if np.isnan(estimate) or values.size == 0:
-            low = high = None
-        else:
-            low, high = (float(v) for v in np.quantile(values, [alpha, 1 - alpha]))
-        out[metric] = Interval(
-            metric=metric,
-            estimate=None if np.isnan(estimate) else estimate,
-            low=low,
-            high=high,
-            level=level,
-            method="image-cluster bootstrap (percentile)",
-            n_boot=n_boot,
-            n_clusters=n_clusters,
-            seed=seed,
+        out[metric] = _interval(
+            metric, estimate, _metric_arrays(boot, metric), level, n_boot, n_clusters, seed
         )
     return out
+
+
+def ratio_bootstrap(
+    numerators: Sequence[float],
+    denominators: Sequence[float],
+    clusters: Sequence[str],
+    *,
+    metric: str,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile interval of a ratio of sums, Σ numerators / Σ denominators (CHAIR_i: hallucinated
+    mentions / mentions), resampling clusters (images) with replacement like `cluster_bootstrap`.
+    One entry per sample; samples of one cluster are summed before resampling."""
+    if not len(numerators) == len(denominators) == len(clusters):
+        raise ValueError(
+            f"{len(numerators)} numerators, {len(denominators)} denominators, {len(clusters)} cluster ids: "
+            "give one of each per sample"
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    ids: dict[str, int] = {}
+    per_cluster = np.zeros((len(set(clusters)), 2), np.float64)  # (G, 2): numerator, denominator
+    for num, den, c in zip(numerators, denominators, clusters, strict=True):
+        per_cluster[ids.setdefault(c, len(ids)), :] += (num, den)
+    total = per_cluster.sum(axis=0)
+    boot = _replicates(len(ids), n_boot, seed) @ per_cluster  # (n_boot, 2)
+
+    def ratio(x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(x[..., 1] > 0, x[..., 0] / np.where(x[..., 1] > 0, x[..., 1], 1), np.nan)
+
+    return _interval(metric, float(ratio(total)), ratio(boot), level, n_boot, len(ids), seed)
+
+
+def _replicates(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, G) multiplicities of each cluster in each bootstrap replicate (seeded)."""
+    if not n_clusters:
+        return np.zeros((n_boot, 0), np.int64)
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+
+
+def _interval(
+    metric: str, estimate: float, values: np.ndarray, level: float, n_boot: int, n_clusters: int, seed: int
+) -> Interval:
+    """The percentile interval of bootstrap `values` (NaN replicates, where undefined, dropped)."""
+    values = values[~np.isnan(values)]
+    alpha = (1 - level) / 2
+    if np.isnan(estimate) or values.size == 0:
+        low = high = None
+    else:
+        low, high = (float(v) for v in np.quantile(values, [alpha, 1 - alpha]))
+    return Interval(
+        metric=metric,
+        estimate=None if np.isnan(estimate) else estimate,
+        low=low,
+        high=high,
+        level=level,
+        method="image-cluster bootstrap (percentile)",
+        n_boot=n_boot,
+        n_clusters=n_clusters,
+        seed=seed,
+    )

@@ -3,35 +3,26 @@ turns right.
 
 For k = n, n−1, …, 1 the image keeps only the top-k regions of the counter-token explanation's
 order (the lowest-ranked regions removed) and the answer is regenerated; the first k whose answer
-matches the ground truth gives the correction area 1 − a_k; no such k gives 1. AMCR is the mean
-correction area; CSR@10% the share of samples corrected with at most 10% of the image removed,
-with uncorrected samples counted as failures in the denominator.
+is corrected gives the correction area 1 − a_k; no such k gives 1. AMCR is the mean correction
+area; CSR@10% the share of samples corrected with at most 10% of the image removed, with
+uncorrected samples counted as failures in the denominator.
+
+What "corrected" means is the caller's: a predicate over the regenerated answer text. A yes/no
+benchmark passes its answer parser compared with the ground truth (`auditors.parsing.parse_yes_no`,
+the project's one parser: "None." is a no, "No doubt, ..." is not); a caption benchmark passes
+"the hallucinated mention is gone". This module parses no answers itself.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from eagle.masking import compose
 from eagle.regions import region_areas
 from eagle.types import LabelMap, RGBBatch, RGBImage
-
-YesNo = Literal["yes", "no", "unparsed"]
-_WORD = re.compile(r"[a-z]+")
-
-
-def parse_yes_no(text: str) -> YesNo:
-    """Normalised yes/no: the first word, case-folded, punctuation ignored ("None" is not "No")."""
-    match = _WORD.search(text.lower())
-    if match is None:
-        return "unparsed"
-    word = match.group(0)
-    return word if word in ("yes", "no") else "unparsed"  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -48,20 +39,17 @@ def correction_scan(
     labels: LabelMap,
     order: np.ndarray,
     regenerate: Callable[[RGBBatch], Sequence[str]],
-    truth: str,
+    corrected: Callable[[str], bool],
     *,
-    matcher: Callable[[str], str] = parse_yes_no,
     batch_size: int = 16,
 ) -> Correction:
-    """Scan k = n..1 (keep the top-k regions of `order`) until `regenerate` answers `truth`.
+    """Scan k = n..1 (keep the top-k regions of `order`) until `corrected(answer)` holds.
 
-    `regenerate` takes a batch of images (B, H, W, 3) uint8 and returns B answers; answers are
-    compared through `matcher` (default the yes/no parser) with `matcher(truth)`.
+    `regenerate` takes a batch of images (B, H, W, 3) uint8 and returns B answers; `corrected`
+    says whether one regenerated answer is right, e.g.
+    `lambda a: parse_yes_no(a) == "no"` for a hallucinated "Yes" (see the module docstring).
     """
     n = len(order)
-    want = matcher(truth)
-    if want == "unparsed":
-        raise ValueError(f"ground truth {truth!r} is not an answer the matcher understands")
     cum = np.concatenate([[0.0], np.cumsum(region_areas(labels, n)[order])])
     answers: list[str] = []
     ks = list(range(n, 0, -1))
@@ -75,7 +63,7 @@ def correction_scan(
             raise ValueError(f"regenerate returned {len(got)} answers for {len(chunk)} images")
         for k, answer in zip(chunk, got, strict=True):
             answers.append(answer)
-            if matcher(answer) == want:
+            if corrected(answer):
                 area = 0.0 if k == n else float(max(0.0, 1.0 - cum[k]))
                 return Correction(
                     corrected=True, k=k, area_removed=area, regenerations=len(answers), answers=tuple(answers)

@@ -14,7 +14,7 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from audit import AuditConfig, run_audit
-from audit.engine import HEADLINE_COLUMNS, AuditResult, ProgressLog
+from audit.engine import AuditResult, ProgressLog
 from audit.explain import explain as explain_step
 from audit.generate import generate as generate_step
 from flows.runners import PrefectRunner
@@ -27,9 +27,11 @@ explain_task = task(explain_step, name="explain", **_STEP)
 @flow(name="audit", log_prints=False)
 def audit_flow(
     store: str,
+    benchmark: str = "pope",
     dataset: str = "probe",
     annotations: str | None = None,
     images: str | None = None,
+    instances: str | None = None,
     splits: list[str] | None = None,
     limit: int | None = None,
     backend: str = "hf",
@@ -41,13 +43,15 @@ def audit_flow(
     search: str = "efficient",
     seed: int = 0,
     probe_images: int = 40,
+    max_new_tokens: int | None = None,
     run_id: str | None = None,
     explain_concurrency: int = 1,
     max_failed_share: float = 0.05,
     report: bool = True,
 ) -> dict[str, Any]:
-    """Audit a model on POPE/RePOPE-format questions into the Parquet store `store`; the flow run
-    fails when the audit ends `failed` (so Prefect's notifications fire)."""
+    """Audit a model on a benchmark (`benchmark`: "pope", "captions" or any registered plug-in)
+    into the Parquet store `store`; the flow run fails when the audit ends `failed` (so Prefect's
+    notifications fire)."""
     # The parameters are AuditConfig's fields; unset ones (None) take its defaults.
     config = AuditConfig(**{name: value for name, value in locals().items() if value is not None})
     logger, progress = get_run_logger(), ProgressLog()
@@ -70,8 +74,8 @@ def _progress(logger: Any, local: ProgressLog, step: str, done: int, total: int)
 def _artifacts(result: AuditResult) -> None:
     create_table_artifact(
         key="audit-metrics",
-        table=[{k: r[k] for k in HEADLINE_COLUMNS} for r in result.metrics],
-        description=f"POPE/RePOPE metrics of run {result.run_id}",
+        table=result.metrics,
+        description=f"{result.benchmark} metrics of run {result.run_id}",
     )
     if result.report is not None:
         create_link_artifact(

@@ -15,16 +15,14 @@ Metrics:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from auditors.mentions import vocabulary
 from probe.classes import CAPTION_PROMPT, CLASS_NAMES, PLANTED_CLASSES, PLANTED_PAIRS, question_text
 from probe.world import make_scene
-
-_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,9 +61,10 @@ class EvalResult:
         }
         if self.captions:
             mentioned_total = halluc = hit = present_total = 0
+            vocab = vocabulary("probe")  # the audit's own mention extraction
             for s, text in self.captions.items():
                 present = set(self.scene_names[s])
-                mentions = [w for w in _WORD.findall(text.lower()) if w in CLASS_NAMES]
+                mentions = [m.cls for m in vocab.extract(text)]
                 mentioned_total += len(mentions)
                 halluc += sum(m not in present for m in mentions)
                 hit += len(present & set(mentions))

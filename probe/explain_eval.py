@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.morphology import diamond, dilation
 
+from auditors.parsing import parse_yes_no
 from eagle.baselines import ablation, random_order, rise
-from eagle.correction import Correction, amcr, correction_scan, csr, parse_yes_no
+from eagle.correction import Correction, amcr, correction_scan, csr
 from eagle.explanation import Explanation
 from eagle.method import Eagle
 from eagle.metrics import deletion_auc, energy_point_game, insertion_auc, point_game, region_on
@@ -49,6 +50,11 @@ class EvalConfig:
     rise_masks: int = 256
     max_scan: int = 40  # scan at most max_scan * n scenes looking for samples
     batch_size: int | None = None
+
+
+def _says_no(answer: str) -> bool:
+    """The correction scan's test: the project's one yes/no parser reads a "no"."""
+    return parse_yes_no(answer) == "no"
 
 
 def _methods(backend, cfg: EvalConfig, sample_seed: int) -> dict[str, Callable]:
@@ -163,7 +169,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
         for name, run in _methods(backend, cfg, index).items():
             e = run(scene.image, labels, request)
             driver = int(e.order[-1])  # the 1 − map maximum (ties: the last-ranked region)
-            corr: Correction = correction_scan(scene.image, labels, e.order, regenerate, "no")
+            corr: Correction = correction_scan(scene.image, labels, e.order, regenerate, _says_no)
             hall[name].append(
                 {
                     "cause_hit": float(region_on(labels, driver, a_mask)),

@@ -1,8 +1,11 @@
 """`build_report`: one self-contained HTML audit report for one run of a store.
 
-The page has four parts: a summary (run settings, POPE vs RePOPE per split, CHAIR, change against
-the previous run of the model), trends over the model's runs, false-positive rates per object
-class, and one card per explained hallucination. Everything is embedded: images as WebP data URIs,
+The page has five parts: a summary (run settings, yes/no metrics per split and label set, CHAIR of
+captions, change against the previous run of the model), trends over the model's runs,
+false-positive rates (or CHAIR) per object class, the cause table (which ground-truth objects drive
+each hallucinated class, where the data has object masks), and one card per explained
+hallucination (a caption card boxes the hallucinated span and colours every token by its
+perceptual influence). Everything is embedded: images as WebP data URIs,
 figures as inline SVG, card data as one JSON block that a small inline script renders a page at a
 time (so a report with thousands of cards opens fast). Nothing is fetched from anywhere.
 """
@@ -142,12 +145,13 @@ def _card_payload(card: CardRow, index: int, image_key: str | None, heat_uri: st
         "answer": card.answer_text,
         "tokens": tokens,
         "tokenIndex": card.token_index,
+        "tokenEnd": card.token_end if card.token_end is not None else card.token_index + 1,
         "tokenText": card.token_text,
         "influence": [card.influence.get(i) for i in range(len(tokens))] if card.influence else None,
         "counter": card.counter_token_text,
         "logprob": None if card.logprob is None else round(card.logprob, 4),
         "method": card.method,
-        "view": "1 − map" if card.explains_counter else "map",
+        "view": "1 − map" if card.explains_correct_outcome else "map",
         "image": image_key,
         "imageName": card.image,
         "heatmap": heat_uri,
@@ -177,7 +181,7 @@ def _correction(card: CardRow) -> dict[str, Any] | None:
         return None
     removed = [1.0 - areas[n - j] for j in range(n + 1)]
     out: dict[str, Any] = {"x": _r(removed), "p": None, "scan": None}
-    if card.explains_counter and card.insertion_curve and len(card.insertion_curve) == n + 1:
+    if card.explains_correct_outcome and card.insertion_curve and len(card.insertion_curve) == n + 1:
         out["p"] = _r([card.insertion_curve[n - j] for j in range(n + 1)])
     if card.correction_curve:
         scan = list(card.correction_curve)[: n + 1]
@@ -211,7 +215,7 @@ def _render_cards(
         if card.map_path:
             try:
                 amap = store.read_map(card.map_path, card.map_sha256)
-                heat = images.data_uri(images.heatmap(rgb, amap, hallucination=card.explains_counter))
+                heat = images.data_uri(images.heatmap(rgb, amap, hallucination=card.explains_correct_outcome))
             except (OSError, ValueError) as exc:
                 missing += 1
                 log.warning("map of %s not shown: %s", card.sample_id, exc)
@@ -304,7 +308,10 @@ def build_report(
             "summary_rows": _summary_rows(metrics_now, metrics_before),
             "metric_columns": METRIC_COLUMNS,
             "metrics_source": metrics_now[0].source if metrics_now else None,
-            "chair": queries.chair_metrics(con, run.run_id),
+            "chair": (chair := queries.chair_metrics(con, run.run_id)),
+            "chair_classes": queries.chair_classes(con, run.run_id, chair.label_set if chair else None),
+            "causes": queries.cause_rows(con, run.run_id),
+            "class_label_set": queries.primary_label_set(con, run.run_id),
             "chair_before": queries.chair_metrics(con, before.run_id) if before else None,
             "explained": queries.explanation_summary(con, run.run_id),
             "answer_counts": queries.answer_counts(con, run.run_id),

@@ -2,10 +2,13 @@
 metrics). Every value from data or the user is a bound parameter; results are typed rows.
 
 Conventions shown in the report and its docs:
-- Confusion metrics per split come from the `metrics` view (object_class 'all'); a run without
-  metrics rows falls back to counting `answers.pope_outcome` / `repope_outcome` with the same
-  formulas (auditors.scoring: rates over parsed answers, unparsed counted separately).
+- Confusion metrics per split and label set come from the `metrics` view (object_class 'all', any
+  yes/no benchmark); a run without metrics rows falls back to counting the outcomes of
+  `answer_labels` with the same formulas (auditors.scoring: rates over parsed answers, unparsed
+  counted separately).
 - Hallucination rate = false-positive rate FP / (FP + TN) under RePOPE labels, all splits pooled.
+- Captions: CHAIR_i, CHAIR_s and recall per label set from the metrics rows of benchmark
+  "captions"; the first label set of `CAPTION_LABEL_SETS` present is the headline.
 """
 
 from __future__ import annotations
@@ -17,6 +20,15 @@ from typing import Any
 
 LABEL_SETS = ("pope", "repope")
 SPLIT_ORDER = {"random": 0, "popular": 1, "adversarial": 2, "all": 9}
+# Which label set a card or headline shows first: the relabelled set, then exhaustive instances.
+LABEL_SET_PRIORITY = ("repope", "instances", "chair", "pope")
+CAPTION_LABEL_SETS = ("instances", "repope", "pope", "chair")  # "chair": stores before schema v3
+
+
+def _label_set_rank(column: str) -> str:
+    """SQL ranking a label-set column by LABEL_SET_PRIORITY (others after, by name)."""
+    cases = " ".join(f"WHEN '{ls}' THEN {i}" for i, ls in enumerate(LABEL_SET_PRIORITY))
+    return f"CASE {column} {cases} ELSE {len(LABEL_SET_PRIORITY)} END"
 
 
 class ReportError(ValueError):
@@ -73,6 +85,38 @@ class ChairMetrics:
     chair_i: float | None
     chair_s: float | None
     source: str
+    label_set: str | None = None
+    recall: float | None = None
+    mentions: int | None = None  # verified mentions
+    hallucinated: int | None = None
+    unverified: int | None = None  # mentions no label covers (counted apart)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> 95% CI
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChairClassRow:
+    object_class: str
+    mentions: int
+    hallucinated: int
+    unverified: int
+    present: int  # captions whose image holds the class
+    chair_i: float | None
+    recall: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CauseRow:
+    """One hallucinated class of the cause table: how often each ground-truth object drove it."""
+
+    hallucinated_class: str
+    explained: int  # explanations with object masks
+    drivers: list[dict[str, Any]]  # driver_class, ranked_first, first_share, mean_score; most first
+
+    @property
+    def shown(self) -> list[dict[str, Any]]:
+        """The drivers the report lists: every one ranked first at least once, else the top three."""
+        first = [d for d in self.drivers if d["ranked_first"]]
+        return first if first else self.drivers[:3]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,10 +162,12 @@ class CardRow:
     char_end: int | None
     label_set: str
     kind: str
-    label: str | None  # the ground-truth label of the label set ("yes"/"no"), None for captions
+    label: str | None  # the label set's ground truth ("yes"/"no"; for captions the classes present)
     counter_token_text: str | None
     counter_token_id: int | None
     logprob: float | None
+    token_end: int | None  # one past the last marked token (None: one token, stores before v3)
+    objective: str | None  # "tokens" | "span-absence" (None: stores before v3, tokens)
     method: str
     target_ids: list[int]
     target_positions: list[int]
@@ -140,8 +186,14 @@ class CardRow:
 
     @property
     def explains_counter(self) -> bool:
-        """True when the explained token is the counter token: then 1 − map shows the hallucination."""
+        """True when the explained token is the counter token."""
         return self.counter_token_id is not None and self.counter_token_id in self.target_ids
+
+    @property
+    def explains_correct_outcome(self) -> bool:
+        """True when the explanation is of the correct outcome (the counter token, or the absence of
+        a caption mention): then 1 − map shows what drives the hallucination."""
+        return self.explains_counter or self.objective == "span-absence"
 
 
 def _rows(con, sql: str, params: list[Any] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -241,11 +293,12 @@ _RATES = """
 
 
 def split_metrics(con, run_id: str) -> list[SplitMetrics]:
-    """Per split and label set (POPE, RePOPE) for yes/no benchmarks, stored metrics first."""
+    """Per split and label set for yes/no benchmarks (any label set with confusion counts), stored
+    metrics first."""
     stored = _rows(
         con,
         """SELECT split, label_set, n, tp, fp, tn, fn, unparsed, precision, recall, f1, accuracy, yes_ratio
-        FROM metrics WHERE run_id = ? AND object_class = 'all' AND label_set IN ('pope', 'repope')""",
+        FROM metrics WHERE run_id = ? AND object_class = 'all' AND tp IS NOT NULL""",
         [run_id],
     )
     source = "metrics"
@@ -254,11 +307,9 @@ def split_metrics(con, run_id: str) -> list[SplitMetrics]:
         stored = _rows(
             con,
             f"""WITH o AS (
-                SELECT split, 'pope' AS label_set, pope_outcome AS outcome FROM answers
-                    WHERE run_id = $run AND pope_outcome IS NOT NULL AND split IS NOT NULL
-                UNION ALL
-                SELECT split, 'repope', repope_outcome FROM answers
-                    WHERE run_id = $run AND repope_outcome IS NOT NULL AND split IS NOT NULL
+                SELECT split, label_set, outcome FROM answer_labels
+                WHERE run_id = $run AND split IS NOT NULL
+                    AND outcome IN ('TP', 'FP', 'TN', 'FN', 'unparsed')
             ), c AS (
                 SELECT coalesce(split, 'all') AS split, label_set, count(*) AS n,
                     count(*) FILTER (outcome = 'TP')::DOUBLE AS tp,
@@ -296,20 +347,37 @@ def split_metrics(con, run_id: str) -> list[SplitMetrics]:
 
 
 def chair_metrics(con, run_id: str) -> ChairMetrics | None:
-    """CHAIR_i / CHAIR_s for the run's captions (stored metrics; CHAIR_s counted from marks otherwise)."""
+    """CHAIR_i / CHAIR_s / recall of the run's captions under its headline label set (stored
+    metrics; CHAIR_s counted from marks otherwise)."""
+    rank = " ".join(f"WHEN '{ls}' THEN {i}" for i, ls in enumerate(CAPTION_LABEL_SETS))
     rows = _rows(
         con,
-        """SELECT n, extra FROM metrics WHERE run_id = ? AND label_set = 'chair' AND object_class = 'all'
-        ORDER BY split = 'all' DESC LIMIT 1""",
+        f"""SELECT label_set, n, extra FROM metrics WHERE run_id = ? AND object_class = 'all'
+            AND (benchmark = 'captions' OR label_set = 'chair')
+        ORDER BY split = 'all' DESC, CASE label_set {rank} ELSE 9 END, label_set LIMIT 1""",
         [run_id],
     )
     if rows:
         extra = {str(k).lower(): v for k, v in (rows[0]["extra"] or {}).items()}
+
+        def count(key: str) -> int | None:
+            return None if extra.get(key) is None else int(extra[key])
+
         return ChairMetrics(
             captions=int(rows[0]["n"]),
             chair_i=extra.get("chair_i"),
             chair_s=extra.get("chair_s"),
             source="metrics",
+            label_set=rows[0]["label_set"],
+            recall=extra.get("recall"),
+            mentions=count("mentions"),
+            hallucinated=count("hallucinated"),
+            unverified=count("unverified"),
+            intervals={
+                m: (extra[f"{m}_ci_low"], extra[f"{m}_ci_high"])
+                for m in ("chair_i", "chair_s", "recall")
+                if extra.get(f"{m}_ci_low") is not None and extra.get(f"{m}_ci_high") is not None
+            },
         )
     rows = _rows(
         con,
@@ -358,14 +426,32 @@ def trend(con, model_id: str, include: str) -> list[TrendPoint]:
     return [TrendPoint(**r) for r in rows]
 
 
+def primary_label_set(con, run_id: str) -> str | None:
+    """The yes/no label set the per-class table and cards prefer: RePOPE when the run has it, else
+    the first label set (by LABEL_SET_PRIORITY, then name) with yes/no outcomes."""
+    rows = _rows(
+        con,
+        f"""SELECT label_set FROM answer_labels
+        WHERE run_id = ? AND outcome IN ('TP', 'FP', 'TN', 'FN')
+        GROUP BY label_set ORDER BY {_label_set_rank("label_set")}, label_set LIMIT 1""",
+        [run_id],
+    )
+    return rows[0]["label_set"] if rows else None
+
+
 def class_rows(con, run_id: str) -> list[ClassRow]:
-    """False-positive and false-negative rates per object class under RePOPE labels (from answers),
-    with the class's explained hallucinations and their mean correction area; most FPs first."""
+    """False-positive and false-negative rates per object class under the run's primary yes/no label
+    set (RePOPE for POPE runs; from answers), with the class's explained hallucinations and their
+    mean correction area; most FPs first."""
+    label_set = primary_label_set(con, run_id)
+    if label_set is None:
+        return []
     rows = _rows(
         con,
         """WITH a AS (
-            SELECT object_class, repope_outcome AS o FROM answers
-            WHERE run_id = $run AND object_class IS NOT NULL AND repope_outcome IN ('TP', 'FP', 'TN', 'FN')
+            SELECT object_class, outcome AS o FROM answer_labels
+            WHERE run_id = $run AND label_set = $label_set AND object_class IS NOT NULL
+                AND outcome IN ('TP', 'FP', 'TN', 'FN')
         ), c AS (
             SELECT object_class, count(*) FILTER (o = 'FP') AS fp, count(*) FILTER (o = 'TN') AS tn,
                 count(*) FILTER (o = 'FN') AS fn, count(*) FILTER (o = 'TP') AS tp
@@ -386,9 +472,55 @@ def class_rows(con, run_id: str) -> list[ClassRow]:
             coalesce(e.explained, 0) AS explained, e.area AS mean_correction_area
         FROM c FULL JOIN e ON c.object_class = e.object_class
         ORDER BY coalesce(fp, 0) DESC, fpr DESC NULLS LAST, object_class""",
-        {"run": run_id},
+        {"run": run_id, "label_set": label_set},
     )
     return [ClassRow(**r) for r in rows]
+
+
+def chair_classes(con, run_id: str, label_set: str | None) -> list[ChairClassRow]:
+    """Per-class CHAIR of the run's captions under `label_set`, most hallucinated first."""
+    if label_set is None:
+        return []
+    rows = _rows(
+        con,
+        """SELECT object_class, extra FROM metrics
+        WHERE run_id = ? AND benchmark = 'captions' AND label_set = ? AND object_class <> 'all'""",
+        [run_id, label_set],
+    )
+    out = []
+    for r in rows:
+        x = {str(k): v for k, v in (r["extra"] or {}).items()}
+        out.append(
+            ChairClassRow(
+                object_class=r["object_class"],
+                mentions=int(x.get("mentions") or 0),
+                hallucinated=int(x.get("hallucinated") or 0),
+                unverified=int(x.get("unverified") or 0),
+                present=int(x.get("present") or 0),
+                chair_i=x.get("chair_i"),
+                recall=x.get("recall"),
+            )
+        )
+    return sorted(out, key=lambda c: (-c.hallucinated, -(c.chair_i or 0.0), c.object_class))
+
+
+def cause_rows(con, run_id: str) -> list[CauseRow]:
+    """The cause table of the run: per hallucinated class, every ground-truth object class that
+    appears in its explanations' drivers, with how often it ranked first (the `hallucination_causes`
+    example query restricted to the run)."""
+    from storage.queries import HALLUCINATION_CAUSES, run_named
+
+    found = run_named(con, HALLUCINATION_CAUSES, run_id=run_id).to_pylist()
+    out: dict[str, CauseRow] = {}
+    for r in found:
+        row = out.setdefault(
+            r["hallucinated_class"],
+            CauseRow(hallucinated_class=r["hallucinated_class"], explained=int(r["explained"]), drivers=[]),
+        )
+        row.drivers.append(
+            {k: r[k] for k in ("driver_class", "ranked_first", "first_share", "mean_score", "mean_top_share")}
+        )
+    return sorted(out.values(), key=lambda c: (-c.explained, c.hallucinated_class))
 
 
 def explanation_summary(con, run_id: str) -> dict[str, Any]:
@@ -427,10 +559,11 @@ _METHOD_RANK = """CASE WHEN x.method = 'eagle-exact' THEN 0 WHEN x.method = 'eag
 
 
 def cards(con, run_id: str, limit: int | None = None) -> list[CardRow]:
-    """One row per marked token that has an explanation covering its position.
+    """One row per marked token (or token span) that has an explanation covering its position.
 
-    A token marked under several label sets shows once (RePOPE first, then CHAIR, then POPE). Among
-    explanations of the token, the one of the counter token comes first, then a single-target
+    A token marked under several label sets shows once (LABEL_SET_PRIORITY: RePOPE, then instances,
+    then POPE). Among explanations of the token, one made under the mark's label set comes first,
+    then one of the correct outcome (the counter token, or a span's absence), then a single-target
     explanation at the token's position, then EAGLE methods (exact before efficient) before baselines.
     """
     rows = _rows(
@@ -438,20 +571,21 @@ def cards(con, run_id: str, limit: int | None = None) -> list[CardRow]:
         f"""WITH m AS (
             SELECT * FROM marks WHERE run_id = $run
             QUALIFY row_number() OVER (PARTITION BY sample_id, token_index ORDER BY
-                CASE label_set WHEN 'repope' THEN 0 WHEN 'chair' THEN 1 ELSE 2 END, label_set) = 1
+                {_label_set_rank("label_set")}, label_set) = 1
         )
         SELECT m.sample_id, a.benchmark, a.split, a.image, a.question,
             coalesce(m.object_class, a.object_class) AS object_class, a.answer_text, a.tokens, a.token_ids,
             m.token_index, m.token_text, m.char_start, m.char_end, m.label_set, m.kind,
-            CASE m.label_set WHEN 'repope' THEN a.repope_label WHEN 'pope' THEN a.pope_label END AS label,
-            m.counter_token_text, m.counter_token_id, m.logprob, x.method, x.target_ids, x.target_positions,
-            x.areas, x.insertion_curve, x.deletion_curve, x.insertion_auc, x.deletion_auc, x.map_path,
-            x.map_sha256, x.correction_area, x.corrected, x.corrected_answer, x.correction_curve
+            a.labels[m.label_set] AS label, m.counter_token_text, m.counter_token_id, m.logprob, m.token_end,
+            x.objective, x.method, x.target_ids, x.target_positions, x.areas, x.insertion_curve,
+            x.deletion_curve, x.insertion_auc, x.deletion_auc, x.map_path, x.map_sha256, x.correction_area,
+            x.corrected, x.corrected_answer, x.correction_curve
         FROM m JOIN answers a ON a.run_id = m.run_id AND a.sample_id = m.sample_id
         JOIN explanations x ON x.run_id = m.run_id AND x.sample_id = m.sample_id
             AND list_contains(x.target_positions, m.token_index) AND x.error IS NULL
         QUALIFY row_number() OVER (PARTITION BY m.sample_id, m.token_index ORDER BY
-            list_contains(x.target_ids, m.counter_token_id) IS TRUE DESC,
+            (x.label_set = m.label_set) IS TRUE DESC,
+            (list_contains(x.target_ids, m.counter_token_id) OR x.objective = 'span-absence') IS TRUE DESC,
             (x.target_position = m.token_index AND len(x.target_positions) = 1) DESC,
             {_METHOD_RANK}, x.method) = 1
         ORDER BY m.sample_id, m.token_index

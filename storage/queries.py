@@ -6,7 +6,9 @@ or from the shell with `eagle-audit query --store DIR --example NAME [--param k=
 
 Definitions used below:
 - hallucination (yes/no questions): a false positive, the model said "yes" where the label is "no"
-  (`repope_outcome = 'FP'`, or `pope_outcome` with label_set = 'pope');
+  (`answer_labels.outcome = 'FP'` under the chosen label set); a caption's hallucination is a
+  mention of a class its label set says is absent (`outcome = 'hallucinated'`, one `marks` row per
+  mention);
 - hallucination rate: hallucinations / questions labelled "no" (unparsed answers count in the
   denominator, never in the numerator);
 - only runs whose latest status is `complete` are compared across nights.
@@ -36,19 +38,16 @@ class NamedQuery:
         return {**self.params, **overrides}
 
 
-_OUTCOME = "CASE WHEN $label_set = 'pope' THEN a.pope_outcome ELSE a.repope_outcome END"
-_LABEL = "CASE WHEN $label_set = 'pope' THEN a.pope_label ELSE a.repope_label END"
-
 HALLUCINATION_RATE_BY_CLASS_AND_NIGHT = NamedQuery(
     name="hallucination_rate_by_class_and_night",
     description="How often each model said 'yes' to an absent object, per object class and night.",
-    sql=f"""
+    sql="""
 SELECT r.model_id, a.run_date AS night, a.object_class,
-    count(*) FILTER (WHERE {_LABEL} = 'no') AS negatives,
-    count(*) FILTER (WHERE {_OUTCOME} = 'FP') AS hallucinations,
+    count(*) FILTER (WHERE a.label = 'no') AS negatives,
+    count(*) FILTER (WHERE a.outcome = 'FP') AS hallucinations,
     round(hallucinations / nullif(negatives, 0), 4) AS hallucination_rate
-FROM answers a JOIN runs r USING (run_id)
-WHERE r.status = 'complete' AND ($model IS NULL OR r.model_id = $model)
+FROM answer_labels a JOIN runs r USING (run_id)
+WHERE r.status = 'complete' AND a.label_set = $label_set AND ($model IS NULL OR r.model_id = $model)
 GROUP BY ALL
 HAVING negatives > 0
 ORDER BY r.model_id, night, a.object_class
@@ -82,16 +81,22 @@ ORDER BY model_id, benchmark, night
 REGIONS_DRIVING_HALLUCINATIONS = NamedQuery(
     name="regions_driving_hallucinations",
     description=(
-        "The image regions that drove the most hallucinations: for each explained wrong answer, the "
-        "last k regions of the counter token's order (those that support the hallucinated answer)."
+        "The image regions that drove the most hallucinations: for each explained wrong answer (or "
+        "hallucinated caption mention), the last k regions of the explanation's order."
     ),
-    sql=f"""
+    sql="""
 WITH wrong AS (
-    SELECT e.run_id, e.sample_id, a.image, a.object_class,
+    SELECT DISTINCT e.run_id, e.sample_id, e.target_position, a.image,
+        coalesce(k.object_class, a.object_class) AS object_class,
         list_slice(e.region_order, -$k, -1) AS driving
-    FROM explanations e JOIN answers a USING (run_id, sample_id)
-    WHERE {_OUTCOME} IN ('FP', 'FN') AND e.error IS NULL AND len(e.region_order) > 0
-        AND e.method LIKE 'eagle-%'  -- the counter-token search, not rows that reuse its order
+    FROM explanations e
+    JOIN answer_labels a ON a.run_id = e.run_id AND a.sample_id = e.sample_id
+    LEFT JOIN marks k ON k.run_id = e.run_id AND k.sample_id = e.sample_id
+        AND k.token_index = e.target_position AND k.label_set = a.label_set
+    WHERE a.label_set = $label_set AND a.outcome IN ('FP', 'FN', 'hallucinated')
+        AND (a.benchmark <> 'captions' OR k.sample_id IS NOT NULL)
+        AND e.error IS NULL AND len(e.region_order) > 0
+        AND e.method LIKE 'eagle-%'  -- the search itself, not the rows that reuse its order
 )
 SELECT image, region, count(*) AS hallucinations,
     list(DISTINCT object_class ORDER BY object_class) AS object_classes,
@@ -102,6 +107,46 @@ ORDER BY hallucinations DESC, image, region
 LIMIT $limit
 """,
     params={"label_set": "repope", "k": 1, "limit": 20},
+)
+
+HALLUCINATION_CAUSES = NamedQuery(
+    name="hallucination_causes",
+    description=(
+        "The cause table: per hallucinated class, which ground-truth objects drive its explained "
+        "hallucinations (rank 1 = the object with the most 1 − map on it), and how often."
+    ),
+    sql="""
+WITH c AS (
+    SELECT * FROM causes
+    WHERE ($run_id IS NULL OR run_id = $run_id) AND ($benchmark IS NULL OR benchmark = $benchmark)
+        AND method LIKE 'eagle-%'
+), explained AS (
+    SELECT hallucinated_class, count(DISTINCT (run_id, sample_id, target_position)) AS explained
+    FROM c GROUP BY hallucinated_class
+)
+SELECT c.hallucinated_class, coalesce(c.driver_class, '(background)') AS driver_class,
+    count(*) FILTER (WHERE c.rank = 1) AS ranked_first, e.explained,
+    round(count(*) FILTER (WHERE c.rank = 1) / e.explained, 4) AS first_share,
+    round(avg(c.score), 4) AS mean_score, round(avg(c.top_share), 4) AS mean_top_share
+FROM c JOIN explained e USING (hallucinated_class)
+GROUP BY c.hallucinated_class, c.driver_class, e.explained
+ORDER BY c.hallucinated_class, ranked_first DESC, mean_score DESC, driver_class
+""",
+    params={"run_id": None, "benchmark": None},
+)
+
+CAPTION_HALLUCINATIONS = NamedQuery(
+    name="caption_hallucinations",
+    description="Captions with hallucinated mentions: the caption, the made-up classes, and the label set.",
+    sql="""
+SELECT a.run_id, a.image, m.label_set, a.answer_text AS caption,
+    list(m.object_class ORDER BY m.token_index) AS hallucinated, a.labels[m.label_set] AS present
+FROM answers a JOIN marks m USING (run_id, sample_id)
+WHERE a.benchmark = 'captions' AND m.kind = 'hallucinated_object' AND ($run_id IS NULL OR a.run_id = $run_id)
+GROUP BY ALL
+ORDER BY a.run_id, a.image, m.label_set
+""",
+    params={"run_id": None},
 )
 
 VERDICT_CHANGES = NamedQuery(
@@ -150,6 +195,8 @@ EXAMPLES: dict[str, NamedQuery] = {
         HALLUCINATION_RATE_BY_CLASS_AND_NIGHT,
         NIGHTS_MODEL_GOT_WORSE,
         REGIONS_DRIVING_HALLUCINATIONS,
+        HALLUCINATION_CAUSES,
+        CAPTION_HALLUCINATIONS,
         VERDICT_CHANGES,
         UNPARSED_ANSWERS,
     )

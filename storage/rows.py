@@ -205,18 +205,23 @@ def metrics_row(
     split: str,
     label_set: str,
     object_class: str = "all",
+    n: int | None = None,
     accuracy_se: float | None = None,
     extra: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """A `metrics` row from a confusion result: `auditors.scoring.Confusion`, or anything whose
     `to_dict()` gives the same counts and rates (n, tp, fp, tn, fn, unparsed, precision, recall, f1,
-    accuracy, yes_ratio)."""
+    accuracy, yes_ratio). Benchmarks without confusion counts (captions) pass None and `n`; their
+    metrics go in `extra` (e.g. chair_i, chair_s)."""
+    if confusion is None and n is None:
+        raise ValueError("a metrics row without confusion counts needs n (the samples scored)")
+    counts = confusion.to_dict() if confusion is not None else {"n": n}
     return {
         "benchmark": benchmark,
         "split": split,
         "label_set": label_set,
         "object_class": object_class,
-        **confusion.to_dict(),
+        **counts,
         "accuracy_se": accuracy_se,
         "extra": dict(extra) if extra else None,
     }

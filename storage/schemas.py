@@ -11,7 +11,7 @@ directory names, not in the files):
 - runs          one row per run: what is needed to reproduce it (written once, by begin_run)
 - run_events    append-only status changes of a run (running, complete, failed); the `runs`
                 view shows the latest one, so closing a run never rewrites a file
-- answers       one row per question (sample) per run: raw text, verdict, both label sets, logprobs
+- answers       one row per sample per run: raw text, verdict, labels and outcomes per label set, logprobs
 - marks         marked (hallucinated) answer tokens
 - explanations  one EAGLE (or baseline) explanation of one or more target tokens of a sample
 - metrics       confusion counts and rates per run, benchmark, split, label set and object class
@@ -23,7 +23,11 @@ import hashlib
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: explanations.cache_key
+SCHEMA_VERSION = 3
+# 2: explanations.cache_key
+# 3: benchmark-neutral labels: answers.labels and answers.outcomes (label set -> label / outcome)
+#    replace answers.pope_label / repope_label (the views still derive those for POPE rows);
+#    marks.token_end (a caption mention spans tokens); explanations.objective, .label_set, .drivers
 
 # Parquet key-value metadata written into every part file.
 METADATA_KEY = b"eagle_audit.schema_version"
@@ -76,9 +80,15 @@ ANSWERS = pa.schema(
         _f("question", pa.string(), False),  # the prompt text after the image
         _f("object_class", pa.string()),  # the object the question asks about
         _f("answer_text", pa.string()),  # raw model output (untrusted); None when the sample failed
-        _f("verdict", pa.string()),  # "yes" | "no" | "unparsed" | None (captions, failures)
-        _f("pope_label", pa.string()),  # "yes" | "no" | None
-        _f("repope_label", pa.string()),  # "yes" | "no" | None (RePOPE removed the question)
+        # how the answer reads: "yes" | "no" | "unparsed" (yes/no questions); the classes a caption
+        # mentions, comma-separated (captions); None when the sample failed
+        _f("verdict", pa.string()),
+        # label set -> ground-truth label: {"pope": "yes", "repope": "no"} (a label set that dropped
+        # the question has no key); captions: {"instances": "moon, star"} (the classes present)
+        _f("labels", pa.map_(pa.string(), pa.string())),
+        # label set -> outcome: TP, FP, TN, FN or unparsed (yes/no questions); for captions one of
+        # hallucinated, unverified, faithful, no_mentions
+        _f("outcomes", pa.map_(pa.string(), pa.string())),
         _f("token_ids", pa.list_(pa.int64())),  # generated tokens, without EOS
         _f("tokens", pa.list_(pa.string())),  # decoded text of each token
         _f("logprobs", pa.list_(pa.float64())),  # log-probability of each generated token
@@ -94,11 +104,12 @@ MARKS = pa.schema(
         _f("run_id", pa.string(), False),
         _f("sample_id", pa.string(), False),
         _f("token_index", pa.int32(), False),  # 0-based position in the answer tokens
+        _f("token_end", pa.int32()),  # one past the last marked token (a mention may span tokens) (v3)
         _f("token_id", pa.int64()),
         _f("token_text", pa.string()),
         _f("char_start", pa.int32()),  # span of the token in answer_text, [start, end)
         _f("char_end", pa.int32()),
-        _f("label_set", pa.string(), False),  # "pope" | "repope" | "chair"
+        _f("label_set", pa.string(), False),  # "pope" | "repope" | "instances" (captions) | ...
         _f("kind", pa.string(), False),  # "false_positive" | "false_negative" | "hallucinated_object"
         _f("object_class", pa.string()),
         _f("counter_token_id", pa.int64()),  # the token EAGLE explains instead (e.g. "No")
@@ -108,6 +119,16 @@ MARKS = pa.schema(
 )
 
 _DOUBLES = pa.list_(pa.float64())
+
+DRIVER = pa.struct(
+    [
+        _f("rank", pa.int32()),  # 1 = the object that drives the hallucination most; None: background
+        _f("object", pa.string()),  # the ground-truth object's class; None: the background
+        _f("instance", pa.int32()),  # its id in the image's object masks
+        _f("score", pa.float64()),  # mean of 1 − map over its pixels
+        _f("top_share", pa.float64()),  # share of its pixels in the top 3 regions of 1 − map
+    ]
+)
 
 EXPLANATIONS = pa.schema(
     [
@@ -149,6 +170,14 @@ EXPLANATIONS = pa.schema(
         # identity across runs of one store: sample, image digest, model weights digest, method
         # version and settings (audit.explain.explanation_key); equal keys, equal results (v2)
         _f("cache_key", pa.string()),
+        # what was explained (v3): "tokens" (the targets' probabilities, e.g. a counter token) or
+        # "span-absence" (1 − the joint probability of a caption mention's tokens); for both, the
+        # regions ranked last (the top of 1 − map) drive the hallucination
+        _f("objective", pa.string()),
+        _f("label_set", pa.string()),  # the label set under which the explained token is wrong (v3)
+        # the ground-truth objects scored by how much of 1 − map lies on them (v3; None without
+        # object masks): auditors.causes.Driver
+        _f("drivers", pa.list_(DRIVER)),
     ]
 )
 
@@ -194,6 +223,12 @@ KEYS: dict[str, tuple[str, ...]] = {
     "metrics": ("benchmark", "split", "label_set", "object_class"),
 }
 
+# Columns that older schema versions wrote and v3 replaced: never written, still read (the views
+# derive the current columns from them, compaction carries them over as they are).
+LEGACY_COLUMNS: dict[str, tuple[pa.Field, ...]] = {
+    "answers": (_f("pope_label", pa.string()), _f("repope_label", pa.string())),  # v1, v2
+}
+
 # Tables written by Store.write (runs and run_events are written by begin_run/finish_run).
 DATA_TABLES = ("answers", "marks", "explanations", "metrics")
 
@@ -210,6 +245,12 @@ def schema_for(table: str) -> pa.Schema:
         return SCHEMAS[table]
     except KeyError:
         raise KeyError(f"unknown table {table!r}; the store has: {', '.join(SCHEMAS)}") from None
+
+
+def read_schema(table: str) -> pa.Schema:
+    """What files of `table` may hold: the pinned schema plus its legacy columns (for compaction)."""
+    schema = schema_for(table)
+    return pa.schema(list(schema) + list(LEGACY_COLUMNS.get(table, ())))
 
 
 def fingerprint() -> str:
@@ -245,4 +286,7 @@ def duckdb_type(type_: pa.DataType) -> str:
         return duckdb_type(type_.value_type) + "[]"
     if pa.types.is_map(type_):
         return f"MAP({duckdb_type(type_.key_type)}, {duckdb_type(type_.item_type)})"
+    if pa.types.is_struct(type_):
+        fields = ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in type_)
+        return f"STRUCT({fields})"
     raise TypeError(f"no DuckDB type mapping for Arrow type {type_}; add one to storage.schemas.duckdb_type")

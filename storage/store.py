@@ -47,7 +47,7 @@ from storage.schemas import (
     ORIGIN_COLUMN,
     SCHEMA_VERSION,
     SCHEMAS,
-    schema_for,
+    read_schema,
     with_metadata,
 )
 from storage.sql import check_read_only, quote_identifier
@@ -788,7 +788,7 @@ def _compact_partition(table: str, part_dir: Path, complete: set[str]) -> tuple[
     sources = previous + parts
     if not parts or len(sources) < 2:
         return None
-    schema = schema_for(table)
+    schema = read_schema(table)  # files written before a schema change keep their legacy columns
     lineage = [pa.field(ORIGIN_COLUMN, pa.string(), False), pa.field(FROM_COLUMN, pa.string(), False)]
     out_schema = with_metadata(pa.schema(list(schema) + lineage))
     expected = sum(pq.read_metadata(f).num_rows for f in sources)

@@ -10,8 +10,12 @@ rows of replaced files are filtered out by name, so a compacted file and its sou
 show twice, and sources can be deleted at any later time.
 
 Views:
-- run_records, run_events, answers, marks, explanations, metrics: the tables as stored
-  (answers adds pope_outcome / repope_outcome: TP, FP, TN, FN, unparsed, or NULL without a label)
+- run_records, run_events, answers, marks, explanations, metrics: the tables as stored; answers
+  adds, for every row (also rows written before schema v3), `pope_label` / `repope_label` and
+  `pope_outcome` / `repope_outcome` (TP, FP, TN, FN, unparsed, or NULL without a label), read from
+  its `labels` and `outcomes` maps
+- answer_labels: one row per sample and label set: label, verdict, outcome (any benchmark)
+- causes: one row per ground-truth object of each explained hallucination: how much it drives it
 - runs: one row per run with its latest status (`status`, `finished_at`, `error`, `attempts`)
 """
 
@@ -21,7 +25,7 @@ import posixpath
 from pathlib import Path
 
 from storage.layout import COMPACTED_GLOB, PART_GLOB
-from storage.schemas import FROM_COLUMN, ORIGIN_COLUMN, SCHEMAS, duckdb_type
+from storage.schemas import FROM_COLUMN, LEGACY_COLUMNS, ORIGIN_COLUMN, SCHEMAS, duckdb_type
 from storage.sql import quote_identifier as qi
 from storage.sql import quote_literal
 
@@ -51,7 +55,7 @@ def table_view_sql(root: Path | str, table: str, view_name: str | None = None) -
     storage.readonly_fs)."""
     schema = SCHEMAS[table]
     base = posixpath.join(str(root), table)
-    columns = [(f.name, duckdb_type(f.type)) for f in schema]
+    columns = [(f.name, duckdb_type(f.type)) for f in [*schema, *LEGACY_COLUMNS.get(table, ())]]
     extra = [("model", "VARCHAR"), ("run_date", "DATE"), ("filename", "VARCHAR")]
     lineage = [(ORIGIN_COLUMN, "VARCHAR"), (FROM_COLUMN, "VARCHAR")]
     files = quote_literal(posixpath.join(base, PART_GLOB))
@@ -82,7 +86,10 @@ WHERE parse_filename(src.filename) NOT IN (SELECT name FROM replaced)
 """
 
 
-_OUTCOME = """CASE
+# v1/v2 answers stored POPE's two labels as columns; v3 stores a label-set map and the outcomes
+# the benchmark computed. Old rows get both maps derived here (the outcome rule of
+# auditors.scoring.outcome, which wrote them for v3 rows), so every query sees one shape.
+_LEGACY_OUTCOME = """CASE
         WHEN verdict IS NULL OR {label} IS NULL THEN NULL
         WHEN verdict = 'unparsed' THEN 'unparsed'
         WHEN verdict = 'yes' AND {label} = 'yes' THEN 'TP'
@@ -91,14 +98,50 @@ _OUTCOME = """CASE
         WHEN verdict = 'no' AND {label} = 'yes' THEN 'FN'
     END"""
 
+
+def _legacy_map(pope: str, repope: str) -> str:
+    entries = f"[{{'key': 'pope', 'value': {pope}}}, {{'key': 'repope', 'value': {repope}}}]"
+    return f"map_from_entries(list_filter({entries}, lambda e: e.value IS NOT NULL))"
+
+
 DERIVED_VIEWS = {
-    # Answers with their confusion outcome under each label set.
+    # Answers with both maps for every row, and POPE's label columns and outcomes derived from them.
     "answers": f"""
 CREATE OR REPLACE VIEW answers AS
+WITH a AS (
+    SELECT * EXCLUDE (labels, outcomes, pope_label, repope_label),
+        coalesce(labels, {_legacy_map("pope_label", "repope_label")}) AS labels,
+        coalesce(outcomes, {
+        _legacy_map(_LEGACY_OUTCOME.format(label="pope_label"), _LEGACY_OUTCOME.format(label="repope_label"))
+    }) AS outcomes
+    FROM answers_stored
+)
 SELECT *,
-    {_OUTCOME.format(label="pope_label")} AS pope_outcome,
-    {_OUTCOME.format(label="repope_label")} AS repope_outcome
-FROM answers_stored
+    labels['pope'] AS pope_label, labels['repope'] AS repope_label,
+    outcomes['pope'] AS pope_outcome, outcomes['repope'] AS repope_outcome
+FROM a
+""",
+    # One row per sample and label set: what the label set says, how the answer reads, the outcome.
+    "answer_labels": """
+CREATE OR REPLACE VIEW answer_labels AS
+SELECT a.run_id, a.sample_id, a.benchmark, a.split, a.question_id, a.image, a.question, a.object_class,
+    e.key AS label_set, e.value AS label, a.verdict, a.outcomes[e.key] AS outcome, a.answer_text,
+    a.model, a.run_date
+FROM answers a, unnest(map_entries(a.labels)) AS t(e)
+""",
+    # The cause table: per explained hallucination, every ground-truth object (and the background)
+    # with its driver score and rank (explanations.drivers; only where the data has object masks).
+    "causes": """
+CREATE OR REPLACE VIEW causes AS
+SELECT x.run_id, x.sample_id, x.target_position, a.benchmark, a.image, x.label_set, m.kind,
+    m.object_class AS hallucinated_class, x.target_text, x.method, x.objective, d.rank,
+    d.object AS driver_class, d.instance, d.score, d.top_share, x.model, x.run_date
+FROM explanations x
+JOIN answers_stored a ON a.run_id = x.run_id AND a.sample_id = x.sample_id
+JOIN marks m ON m.run_id = x.run_id AND m.sample_id = x.sample_id
+    AND m.token_index = x.target_position AND m.label_set = x.label_set,
+    unnest(x.drivers) AS u(d)
+WHERE x.error IS NULL AND x.drivers IS NOT NULL
 """,
     # One row per run: its record plus the latest status event (append-only status history).
     "runs": """
@@ -129,4 +172,7 @@ def create_views(con, root: Path | str) -> list[str]:  # con: duckdb.DuckDBPyCon
         con.execute(table_view_sql(root, table, "answers_stored" if table == "answers" else None))
     for sql in DERIVED_VIEWS.values():
         con.execute(sql)
-    return ["runs", "run_records", "run_events", "answers", "marks", "explanations", "metrics"]
+    return [
+        "runs", "run_records", "run_events", "answers", "answer_labels", "marks", "explanations", "causes",
+        "metrics",
+    ]  # fmt: skip

@@ -8,6 +8,8 @@ unparsed count (see `auditors.scoring` for the policy).
 
 Run each unique (image, question) pair once (`items()`), then score the same answers against
 both label sets (`score()`); `PopeReport.flips` lists the verdicts that change between them.
+`POPE` is the audit's plug-in (`auditors.benchmarks.base.Benchmark`): the same pairs as items, the
+yes/no reading, marking and metrics of `auditors.benchmarks.yesno`.
 
 Answers file (JSON lines), one answer per question asked::
 
@@ -21,7 +23,7 @@ unless those have their own answer: a deduplicated run answers 5,127 pairs and i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,8 @@ from auditors.annotations import (
     Split,
     load_annotations,
 )
+from auditors.benchmarks.base import BenchmarkData, DataSource, Item, SampleRef, SourceError
+from auditors.benchmarks.yesno import YesNoBenchmark
 from auditors.parsing import parse_yes_no
 from auditors.scoring import METRICS, Confusion, Interval, Outcome, cluster_bootstrap, outcome
 
@@ -289,21 +293,74 @@ def _flips(scored: list[ScoredAnswer]) -> tuple[Flip, ...]:
     return tuple(sorted(flips, key=lambda f: (SPLITS.index(f.split), f.question_id)))
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PopeBenchmark:
-    """The registry entry: how to load POPE-format annotations and score answers to them."""
+class PopeBenchmark(YesNoBenchmark):
+    """The plug-in: POPE/RePOPE-format annotation files (the public COCO files or a probe world's),
+    each unique (image, question) pair asked once and scored under every (split, question id) and
+    label set where it occurs; hallucinations are explained under RePOPE labels first."""
 
-    name: str = NAME
-    prompt: str = PROMPT
+    name = NAME
+    prompt = PROMPT
+    label_priority = ("repope", "pope")
 
-    def load(self, root: Path | str, strict: bool = True) -> AnnotationSet:
-        return load_annotations(root, strict=strict)
+    def check(self, source: DataSource) -> None:
+        if source.annotations is None:
+            raise SourceError(
+                "--annotations",
+                "the pope benchmark needs --annotations DIR (the POPE/RePOPE files; "
+                "`eagle-audit pope fetch --out DIR` downloads them)",
+            )
 
-    def items(self, annotations: AnnotationSet) -> list[PopeItem]:
-        return items(annotations)
+    def load(self, source: DataSource, splits: Sequence[str]) -> BenchmarkData:
+        """Load and verify the annotation files (a malformed line raises, naming file and line)."""
+        self.check(source)
+        assert source.annotations is not None
+        annotations = load_annotations(source.annotations)
+        return BenchmarkData(
+            items=tuple(pope_items(annotations, splits)),
+            label_sets=tuple(ls for ls in self.label_priority if ls in annotations.label_sets),
+            checksums={f.path.name: f.sha256 for f in annotations.files.values()},
+            specific=annotations,
+        )
 
-    def score(self, annotations: AnnotationSet, answers: Mapping[tuple[Split, int], str]) -> PopeReport:
-        return score(annotations, answers)
+
+def pope_items(annotations: AnnotationSet, splits: Sequence[str] = SPLITS) -> list[Item]:
+    """One item per unique (image, question) pair occurring in `splits`, keyed by its first
+    (split, question id), with every (split, question id) it occurs as and its labels there; in
+    split then question-id order."""
+    out = []
+    for pair in annotations.pairs:
+        labels: dict[tuple[str, int], dict[str, str]] = {}
+        for o in pair.occurrences:
+            if o.split in splits:
+                labels.setdefault((o.split, o.question_id), {})[o.label_set] = o.label
+        if not labels:
+            continue
+        keys = sorted(labels, key=_order)
+        split, qid = keys[0]
+        question = next(
+            q
+            for ls in LABEL_SETS
+            if (q := annotations.question(ls, split, qid)) is not None  # type: ignore[arg-type]
+        )
+        out.append(
+            Item(
+                item_id=f"{split}/{qid}",
+                image=pair.image,
+                prompt=PROMPT.format(question=pair.text),
+                samples=tuple(
+                    SampleRef(sample_id=f"{s}/{q}", split=s, question_id=q, labels=labels[(s, q)])
+                    for s, q in keys
+                ),
+                split=split,
+                label=pair.label("repope") or pair.label("pope"),
+                object_class=question.object,
+            )
+        )
+    return sorted(out, key=lambda item: _order((item.split, item.samples[0].question_id)))
+
+
+def _order(key: tuple[str | None, int | None]) -> tuple[int, int]:
+    return SPLITS.index(key[0]), key[1]  # type: ignore[arg-type]
 
 
 POPE = PopeBenchmark()

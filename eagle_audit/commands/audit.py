@@ -28,6 +28,11 @@ class UsageFailure(click.ClickException):
 
 
 @click.command()
+@click.option(
+    "--benchmark", default="pope", show_default=True,
+    help="What to ask: pope (yes/no questions, POPE/RePOPE labels), captions (CHAIR), "
+    "or another registered plug-in.",
+)  # fmt: skip
 @click.option("--dataset", type=click.Choice(["probe", "repope"]), default="probe", show_default=True)
 @click.option(
     "--annotations",
@@ -37,6 +42,10 @@ class UsageFailure(click.ClickException):
 @click.option(
     "--images", type=click.Path(path_type=Path), help="Image directory, e.g. COCO val2014 (--dataset repope)."
 )
+@click.option(
+    "--instances", type=click.Path(path_type=Path),
+    help="COCO instances_val2014.json: exhaustive object ground truth and masks (--dataset repope).",
+)  # fmt: skip
 @click.option(
     "--splits", default="random,popular,adversarial", show_default=True, help="Comma-separated POPE splits."
 )
@@ -56,6 +65,10 @@ class UsageFailure(click.ClickException):
     "--probe-images", type=int, default=40, show_default=True, help="Scenes in the built-in probe world."
 )
 @click.option(
+    "--max-new-tokens", type=int, default=None,
+    help="Answer length in tokens (default: the benchmark's; pope 8, captions 64).",
+)  # fmt: skip
+@click.option(
     "--explain-concurrency", type=int, default=1, show_default=True, help="Explanations in flight at once."
 )
 @click.option(
@@ -72,22 +85,24 @@ class UsageFailure(click.ClickException):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", count=True, help="-v: library logs (Prefect, HTTP); -vv: debug.")
 def audit(
-    dataset, annotations, images, splits, limit, backend, model, endpoint, concurrency, timeout, deadline,
-    dtype, explain, regions,
-    search, store, run_id, seed, probe_images, explain_concurrency, max_failed_share, task_runner,
-    no_prefect, no_report, as_json, verbose,
+    benchmark, dataset, annotations, images, instances, splits, limit, backend, model, endpoint, concurrency,
+    timeout, deadline, dtype, explain, regions, search, store, run_id, seed, probe_images, max_new_tokens,
+    explain_concurrency, max_failed_share, task_runner, no_prefect, no_report, as_json, verbose,
 ) -> None:  # fmt: skip
-    """Audit a model: ask POPE/RePOPE questions, mark hallucinated tokens, explain them with EAGLE,
-    and write everything to a Parquet store. With no options: the probe world and the probe model."""
+    """Audit a model: ask a benchmark's questions (POPE/RePOPE yes/no, or captions), mark
+    hallucinated tokens, explain them with EAGLE, and write everything to a Parquet store. With no
+    options: POPE on the probe world with the probe model."""
     from audit.config import AuditConfig, ConfigError, check_inputs
 
     _configure_logging(verbose)
     try:
         config = AuditConfig(
             store=store.resolve(),
+            benchmark=benchmark,
             dataset=dataset,
             annotations=annotations.resolve() if annotations else None,
             images=images.resolve() if images else None,
+            instances=instances.resolve() if instances else None,
             splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
             limit=limit,
             backend=backend,
@@ -101,6 +116,7 @@ def audit(
             search=search,
             seed=seed,
             probe_images=probe_images,
+            max_new_tokens=max_new_tokens,
             run_id=run_id,
             explain_concurrency=explain_concurrency,
             max_failed_share=max_failed_share,
@@ -187,7 +203,7 @@ def _warm_backend(build: Any, config: Any, errors: list[BaseException]) -> None:
 def _flow_parameters(config: Any) -> dict[str, Any]:
     """The flow's parameters from a config (the flow rebuilds the same AuditConfig)."""
     params = config.to_json()
-    for name in ("correction", "max_new_tokens", "batch_size"):
+    for name in ("correction", "batch_size"):
         params.pop(name)
     params["endpoint"] = list(config.endpoint)
     params["splits"] = list(config.splits)
@@ -195,10 +211,10 @@ def _flow_parameters(config: Any) -> dict[str, Any]:
 
 
 def _as_click_error(exc: Exception) -> click.ClickException:
-    from audit.config import ConfigError
     from auditors.annotations import AnnotationError
+    from auditors.benchmarks.base import SourceError
 
-    if isinstance(exc, ConfigError | AnnotationError):
+    if isinstance(exc, SourceError | AnnotationError):  # ConfigError is a SourceError
         return UsageFailure(str(exc))
     return click.ClickException(f"{type(exc).__name__}: {exc}")
 
@@ -237,17 +253,15 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
 
     console = Console()
     table = Table(
-        title=f"run {summary['run_id']} ({summary['status']}): {summary['questions']} questions, "
-        f"{summary['failed_samples']} failed, {summary['marks']} marked tokens, "
-        f"{summary['explained']} explanations"
+        title=f"run {summary['run_id']} ({summary['benchmark']}, {summary['status']}): "
+        f"{summary['questions']} items, {summary['failed_samples']} failed, "
+        f"{summary['marks']} marked tokens, {summary['explained']} explanations"
     )
-    for col in ("labels", "split", "n", "precision", "recall", "f1", "accuracy", "yes ratio", "unparsed"):
-        table.add_column(col, justify="right")
+    columns = [k for k in (summary["metrics"][0] if summary["metrics"] else {}) if k != "label_set"]
+    for col in ["labels", *columns]:
+        table.add_column(col.replace("_", " "), justify="right")
     for r in summary["metrics"]:
-        table.add_row(
-            r["label_set"], r["split"], str(r["n"]),
-            *(_fmt(r[k]) for k in ("precision", "recall", "f1", "accuracy", "yes_ratio")), str(r["unparsed"]),
-        )  # fmt: skip
+        table.add_row(r["label_set"], *(_fmt(r[k], k) for k in columns))
     console.print(table)
     console.print(f"store:  {summary['store']}")
     if summary.get("report"):
@@ -258,5 +272,13 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     )
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
+COUNTS = frozenset({"n", "unparsed", "mentions", "hallucinated", "unverified", "captions", "present"})
+
+
+def _fmt(x: Any, key: str = "") -> str:
+    """A metric for the summary table: counts as integers, rates with three decimals."""
+    if x is None:
+        return "-"
+    if key in COUNTS or isinstance(x, int):
+        return str(int(x))
+    return f"{x:.3f}" if isinstance(x, float) else str(x)

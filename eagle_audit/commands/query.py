@@ -95,7 +95,8 @@ def query(
     params: tuple[str, ...],
     list_examples: bool,
 ) -> None:
-    """Run SQL on the store's views (runs, answers, marks, explanations, metrics, run_events).
+    """Run SQL on the store's views (runs, answers, answer_labels, marks, explanations, causes, metrics,
+    run_events).
 
     The connection is read-only: only SELECT (and EXPLAIN) statements run. Values are bound with
     --param, never pasted into the SQL, e.g.

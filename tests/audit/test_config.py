@@ -33,6 +33,10 @@ from audit.config import AuditConfig, ConfigError, check_inputs
         ({"explain_concurrency": 0}, "--explain-concurrency", ">= 1"),
         ({"max_failed_share": 1.5}, "--max-failed-share", "between 0 and 1"),
         ({"run_id": "../etc"}, "--run-id", "is not allowed"),
+        ({"benchmark": "caption"}, "--benchmark", "Did you mean: captions?"),
+        ({"benchmark": "captions", "dataset": "repope", "images": "x"}, "--instances", "need ground truth"),
+        ({"benchmark": "captions", "instances": "i.json"}, "--instances", "applies to --dataset repope"),
+        ({"max_new_tokens": 0}, "--max-new-tokens", ">= 1"),
     ],
 )
 def test_bad_settings_name_their_option(settings, option, words, tmp_path: Path) -> None:
@@ -40,6 +44,25 @@ def test_bad_settings_name_their_option(settings, option, words, tmp_path: Path)
         AuditConfig(store=tmp_path, **settings)
     assert err.value.option == option
     assert str(err.value).startswith(option) and words in str(err.value)
+
+
+def test_captions_take_instances_or_annotations_and_answer_longer(tmp_path: Path) -> None:
+    assert AuditConfig(store=tmp_path).answer_tokens == 8
+    assert AuditConfig(store=tmp_path, benchmark="captions").answer_tokens == 64
+    assert AuditConfig(store=tmp_path, benchmark="captions", max_new_tokens=20).answer_tokens == 20
+    for inputs in ({"instances": "i.json"}, {"annotations": "a"}):
+        config = AuditConfig(store=tmp_path, benchmark="captions", dataset="repope", images="x", **inputs)
+        assert config.source(world=None).vocabulary == "coco"
+    with pytest.raises(ConfigError, match=r"--instances: instances file .*i.json.* does not exist"):
+        check_inputs(
+            AuditConfig(
+                store=tmp_path / "s",
+                benchmark="captions",
+                dataset="repope",
+                images=tmp_path,
+                instances="i.json",
+            )
+        )
 
 
 def test_check_inputs_looks_at_the_file_system_and_the_store(tmp_path: Path) -> None:
@@ -80,6 +103,8 @@ def test_a_complete_run_cannot_be_resumed(tmp_path: Path) -> None:
         (["--run-id", "bad/id"], "Error: --run-id: run id 'bad/id' is not allowed"),
         (["--splits", "random,weird"], "Error: --splits: unknown split(s) weird"),
         (["--task-runner", "celery"], "Error: unknown --task-runner 'celery'"),
+        (["--benchmark", "chair"], "Error: --benchmark: Unknown benchmark 'chair'."),
+        (["--benchmark", "captions", "--dataset", "repope", "--images", "/tmp"], "Error: --instances:"),
     ],
 )
 def test_the_cli_refuses_bad_inputs_at_once(args, message, tmp_path: Path) -> None:

@@ -75,6 +75,13 @@ CASES: list[tuple[str, str]] = [
     ("Maybe.", "unparsed"),
     ("Yesterday I saw a dog.", "unparsed"),
     ("Nobody knows.", "unparsed"),
+    # assurances are not answers: "no doubt" is no "no"; the rest decides
+    ("No doubt, there is a dog.", "yes"),
+    ("No doubt.", "yes"),
+    ("Without a doubt, yes.", "yes"),
+    ("No doubt about it, there is no dog.", "no"),
+    ("Undoubtedly there is a cat.", "yes"),
+    ("No doubt I cannot tell.", "unparsed"),
 ]
 
 

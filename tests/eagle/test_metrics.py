@@ -9,7 +9,7 @@ from eagle_fakes import InteractionScorer, LinearScorer, grid_labels, region_ima
 from eagle import Eagle, ExactSearch, Explanation
 from eagle.attribution import eagle_region_scores
 from eagle.baselines import ablation, random_order, rise
-from eagle.correction import amcr, correction_scan, csr, parse_yes_no
+from eagle.correction import amcr, correction_scan, csr
 from eagle.heatmap import colorize, overlay, save_png
 from eagle.metrics import (
     deletion_auc,
@@ -101,25 +101,6 @@ def test_point_game_on_box_mask_and_energy():
         point_game(m, (0, 0, 9, 4))
 
 
-@pytest.mark.parametrize(
-    ("text", "parsed"),
-    [
-        ("Yes", "yes"),
-        (" yes.", "yes"),
-        ("No", "no"),
-        ("no, there is not", "no"),
-        ("None", "unparsed"),
-        ("Nope", "unparsed"),
-        ("", "unparsed"),
-        ("YES!", "yes"),
-        ("Not sure", "unparsed"),
-        ("...No", "no"),
-    ],
-)
-def test_parse_yes_no_table(text, parsed):
-    assert parse_yes_no(text) == parsed
-
-
 def _regenerate_with(labels, cause: int):
     """Answers 'Yes' (the hallucination) while region `cause` is visible, else 'No.'."""
     from eagle_fakes import visible_regions
@@ -134,17 +115,45 @@ def test_correction_scan_area_and_csr_denominator():
     labels = grid_labels(1, 10)  # ten equal regions, 10% each
     image = region_image(labels)
     regenerate = _regenerate_with(labels, 9)
-    good = correction_scan(image, labels, np.arange(10), regenerate, "no", batch_size=3)
+    says_no = parse_yes_no_is("no")
+    good = correction_scan(image, labels, np.arange(10), regenerate, says_no, batch_size=3)
     assert good.corrected and good.k == 9 and good.area_removed == pytest.approx(0.1)
     assert good.regenerations == 2 and good.answers[0] == "Yes"
-    mid = correction_scan(image, labels, np.array([0, 1, 2, 3, 9, 4, 5, 6, 7, 8]), regenerate, "No")
+    mid = correction_scan(image, labels, np.array([0, 1, 2, 3, 9, 4, 5, 6, 7, 8]), regenerate, says_no)
     assert mid.k == 4 and mid.area_removed == pytest.approx(0.6)
-    never = correction_scan(image, labels, np.array([9, 0, 1, 2, 3, 4, 5, 6, 7, 8]), regenerate, "no")
+    never = correction_scan(image, labels, np.array([9, 0, 1, 2, 3, 4, 5, 6, 7, 8]), regenerate, says_no)
     assert not never.corrected and never.area_removed == 1.0 and never.regenerations == 10
     assert amcr([good, mid, never]) == pytest.approx((0.1 + 0.6 + 1.0) / 3)
     assert csr([good, mid, never]) == pytest.approx(1 / 3)  # the failure stays in the denominator
-    with pytest.raises(ValueError, match="matcher"):
-        correction_scan(image, labels, np.arange(10), regenerate, "maybe")
+
+
+def parse_yes_no_is(truth: str):
+    """The predicate the audit passes: the project's one yes/no parser agrees with `truth`."""
+    from auditors.parsing import parse_yes_no
+
+    return lambda answer: parse_yes_no(answer) == truth
+
+
+def test_the_scan_uses_the_callers_predicate_for_every_answer() -> None:
+    """'None.' and 'No doubt, ...' are read by the caller's parser, not by eagle: one policy."""
+    labels = grid_labels(1, 4)
+    image = region_image(labels)
+    answers = iter(["No doubt, there is a dog.", "Yes", "None.", "No"])
+    scan = correction_scan(
+        image,
+        labels,
+        np.arange(4),
+        lambda ims: [next(answers) for _ in ims],
+        parse_yes_no_is("no"),
+        batch_size=1,
+    )
+    assert scan.corrected and scan.answers == ("No doubt, there is a dog.", "Yes", "None.") and scan.k == 2
+    seen: list[str] = []
+    scan = correction_scan(
+        image, labels, np.arange(4), lambda ims: ["a circle and a star."] * len(ims),
+        lambda a: seen.append(a) or "star" not in a,
+    )  # fmt: skip
+    assert not scan.corrected and len(seen) == 4 and scan.area_removed == 1.0
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 12, None])

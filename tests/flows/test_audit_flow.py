@@ -207,7 +207,11 @@ def test_cli_help_and_bad_options() -> None:
     res = runner.invoke(main, ["audit", "--splits", "random,weird"])
     assert res.exit_code == 2 and "Error: --splits: unknown split(s) weird" in res.output
     res = runner.invoke(main, ["audit", "--dataset", "repope"])
-    assert res.exit_code == 2 and "--dataset repope needs --annotations DIR" in res.output
+    assert res.exit_code == 2 and "Error: --images: --dataset repope needs --images DIR" in res.output
+    # the benchmark's own data check comes next (POPE: its annotation files)
+    res = runner.invoke(main, ["audit", "--dataset", "repope", "--images", "."])
+    assert res.exit_code == 2
+    assert "Error: --annotations: the pope benchmark needs --annotations DIR" in res.output
 
 
 def test_a_failed_audit_ends_the_flow_run_failed(tmp_path: Path) -> None:

@@ -99,6 +99,7 @@ def test_pages_filters_and_sorting(loaded, report_path):
     Select(d.find_element(By.ID, "f-class")).select_by_value("")
     Select(d.find_element(By.ID, "f-sort")).select_by_value("area-desc")
     first = d.find_element(By.CSS_SELECTOR, "#cards .card").get_attribute("data-sample")
+
     def area(c):
         return c["correctionArea"] if c["correctionArea"] is not None else -1
 
@@ -126,7 +127,8 @@ def test_narrow_window_does_not_scroll_sideways(browser, report_path):
         result = browser.open(report_path, screenshot=ARTIFACTS / "report-probe-narrow.png")
         assert result.console_errors == []
         overflow = browser.driver.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 1
     finally:
         browser.resize(1280, 1000)

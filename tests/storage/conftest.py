@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from storage_fixtures import build
+from storage_fixtures import FIXTURES, as_v1, build
 
 
 @pytest.fixture(scope="session")
@@ -21,4 +21,18 @@ def synthetic_store(_synthetic_template: Path, tmp_path: Path) -> Path:
     """A private copy of the synthetic store (tests may compact or write to it)."""
     root = tmp_path / "store"
     shutil.copytree(_synthetic_template, root)
+    return root
+
+
+@pytest.fixture(params=["current", "v2", "v1"])
+def query_store(request, _synthetic_template: Path, tmp_path: Path) -> Path:
+    """The hand-computed synthetic store as this version writes it, and as schema versions 2 and 1
+    wrote it (tests/storage/fixtures): every example query must give the same rows on all three."""
+    root = tmp_path / "store"
+    if request.param == "current":
+        shutil.copytree(_synthetic_template, root)
+    else:
+        shutil.copytree(FIXTURES / "v2-synthetic", root)
+        if request.param == "v1":
+            as_v1(root)
     return root

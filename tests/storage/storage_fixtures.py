@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from auditors.benchmarks.yesno import stored_outcome
 from storage.store import RunRecord, Store
 
 UTC = dt.UTC
 MODEL_A = "org/model-a"
 MODEL_B = "model b"  # a space: its directory name gets a hash suffix
+# stores written by older schema versions (see fixtures/README.md)
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def night(day: int) -> dt.datetime:
@@ -44,8 +47,10 @@ def answer(sample_id: str, cls: str, verdict: str, pope: str | None, repope: str
         "object_class": cls,
         "answer_text": text,
         "verdict": verdict,
-        "pope_label": pope,
-        "repope_label": repope,
+        "labels": {ls: label for ls, label in (("pope", pope), ("repope", repope)) if label is not None},
+        "outcomes": {
+            ls: stored_outcome(label, verdict) for ls, label in (("pope", pope), ("repope", repope)) if label
+        },
         "token_ids": [7],
         "tokens": [" " + text],
         "logprobs": [-0.25],
@@ -138,3 +143,15 @@ def build(root: Path) -> dict[str, str]:
     store.finish_run("b1", "complete")
     store.close()
     return runs
+
+
+def as_v1(root: Path) -> None:
+    """Turn a v2 store into what schema version 1 wrote: explanations without `cache_key`."""
+    import pyarrow.parquet as pq
+
+    for part in (root / "explanations").rglob("*.parquet"):
+        table = pq.read_table(part)
+        table = table.drop_columns(["cache_key"]).replace_schema_metadata(
+            {b"eagle_audit.schema_version": b"1"}
+        )
+        pq.write_table(table, part)

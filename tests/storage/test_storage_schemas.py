@@ -23,6 +23,7 @@ from storage.store import Store
 PINNED = {
     1: "e93be97523a72c1f5d28ec96459f6953f6d9dba41bcaca9e5a48c3bb996939fe",
     2: "2f976a159bd48bde9ff08fdf1bcebe5d7f21d8e5a3d7ded8c2aeaec9d11d6b23",
+    3: "03ef3eb07a23fcfe2a49e74a7f40f87043792cc2514fbbd2bfec62a06d101037",
 }
 
 text = st.text(max_size=40)  # any unicode (no surrogates), including NUL, quotes, RTL, emoji
@@ -49,6 +50,8 @@ def value_strategy(type_: pa.DataType, nullable: bool):
         base = times
     elif pa.types.is_list(type_):
         base = st.lists(value_strategy(type_.value_type, False), max_size=4)
+    elif pa.types.is_struct(type_):
+        base = st.fixed_dictionaries({f.name: value_strategy(f.type, f.nullable) for f in type_})
     elif pa.types.is_map(type_):
         base = st.dictionaries(text, value_strategy(type_.item_type, False), max_size=3).map(
             lambda d: sorted(d.items())

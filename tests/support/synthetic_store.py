@@ -159,6 +159,15 @@ class _ExplanationMaker:
         )
 
 
+def _drivers(scene: _Scene, regions: np.ndarray, expl) -> list[dict[str, Any]]:
+    """The scene's objects scored by the explanation, as the audit stores them (auditors.causes)."""
+    from auditors.causes import drivers
+    from auditors.groundtruth import ObjectMasks
+
+    masks = ObjectMasks(labels=scene.labels.astype(np.int32), classes=dict(enumerate(scene.objects, start=1)))
+    return [d.to_row() for d in drivers(expl.order, regions, masks, expl.region_scores)]
+
+
 def _correction(expl) -> tuple[float, bool, list[float]]:
     """Correction area, whether corrected, and the scan as the audit stores it: for k = n, n−1, ...
     regions kept, 1.0 if the regenerated answer was right (p(counter) > 0.5), else 0.0, up to the
@@ -177,11 +186,11 @@ def _metric_rows(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from auditors.scoring import Confusion
 
     rows = []
-    yes_no = [a for a in answers if a["verdict"] is not None]
+    yes_no = [a for a in answers if a["benchmark"] == "probe"]
     groups: dict[tuple[str, str, str], list[str]] = {}
     for a in yes_no:
         for label_set in ("pope", "repope"):
-            label = a[f"{label_set}_label"]
+            label = a["labels"].get(label_set)
             if label is None:
                 continue
             verdict = a["verdict"]
@@ -224,6 +233,7 @@ def write_synthetic_audit(
     """
     from PIL import Image
 
+    from auditors.benchmarks.yesno import stored_outcome
     from probe.classes import CAPTION_PROMPT, CLASS_INDEX, PLANTED_PAIRS, caption_text
     from probe.world import POPE_SPLITS, write_world
     from storage.rows import explanation_row
@@ -315,8 +325,9 @@ def write_synthetic_audit(
                         "object_class": obj,
                         "answer_text": text,
                         "verdict": verdict,
-                        "pope_label": label,
-                        "repope_label": repope,
+                        "labels": {"pope": label} | ({"repope": repope} if repope else {}),
+                        "outcomes": {"pope": stored_outcome(label, verdict)}
+                        | ({"repope": stored_outcome(repope, verdict)} if repope else {}),
                         "token_ids": [tid],
                         "tokens": [" " + text],
                         "logprobs": [float(np.log(0.55 + 0.4 * rng.random()))],
@@ -386,6 +397,9 @@ def write_synthetic_audit(
                         corrected=corrected,
                         corrected_answer=(counter_text.strip() if corrected else text),
                         correction_curve=curve,
+                        objective="tokens",
+                        label_set="repope" if "repope" in wrong_under else "pope",
+                        drivers=_drivers(scene, regions, expl),
                     )
                 )
 
@@ -414,9 +428,9 @@ def write_synthetic_audit(
                     "question": CAPTION_PROMPT,
                     "object_class": None,
                     "answer_text": text,
-                    "verdict": None,
-                    "pope_label": None,
-                    "repope_label": None,
+                    "verdict": ", ".join(sorted(set(mentioned + extra))),
+                    "labels": {"instances": ", ".join(sorted(objects))},
+                    "outcomes": {"instances": "hallucinated" if extra else "faithful"},
                     "token_ids": ids,
                     "tokens": tokens,
                     "logprobs": [float(np.log(0.5 + 0.49 * rng.random())) for _ in tokens],
@@ -438,7 +452,8 @@ def write_synthetic_audit(
                         "token_text": tokens[i],
                         "char_start": char_start,
                         "char_end": char_start + len(tokens[i].strip()),
-                        "label_set": "chair",
+                        "token_end": i + 1,
+                        "label_set": "instances",
                         "kind": "hallucinated_object",
                         "object_class": tokens[i].strip(),
                         "counter_token_id": None,
@@ -453,11 +468,13 @@ def write_synthetic_audit(
             driver = np.isin(scene.labels, [k + 1 for k, o in enumerate(objects) if o in anchors])
             if not driver.any():  # no planted anchor in view: every object feeds the made-up mention
                 driver = scene.labels > 0
-            # The hallucinated token itself: driven by its anchor object (map view, not 1 - map).
+            # The absence of the hallucinated mention (the audit's span-absence objective): everything
+            # but the anchor supports it, the anchor drives the mention, so 1 − map lights the anchor.
             expl = maker.explain(
-                regions, driver, np.zeros_like(driver), targets=[(wrong[0], ids[wrong[0]])], grounded=[0.6]
+                regions, ~driver, driver, targets=[(wrong[0], ids[wrong[0]])], grounded=[0.6]
             )
             ref = store.write_map(run_id, sample_id, expl.attribution_map.astype(np.float32))
+            area, corrected, curve = _correction(expl)
             explanations.append(
                 explanation_row(
                     expl.to_dict(include_labels=False),
@@ -466,9 +483,15 @@ def write_synthetic_audit(
                     search="efficient",
                     map_path=ref.path,
                     map_sha256=ref.sha256,
-                    correction_area=None,
-                    corrected=None,
-                    corrected_answer=(text if hostile and index == 0 else None),
+                    correction_area=area,
+                    corrected=corrected,
+                    corrected_answer=(
+                        text if hostile and index == 0 else caption_text(objects) if corrected else None
+                    ),
+                    correction_curve=curve,
+                    objective="span-absence",
+                    label_set="instances",
+                    drivers=_drivers(scene, regions, expl),
                 )
             )
             # Every answer token, for the prior-vs-evidence colouring: object words lean on the image,
@@ -491,6 +514,8 @@ def write_synthetic_audit(
                     sample_id=sample_id,
                     target_text=text,
                     search="efficient",
+                    objective="tokens",
+                    label_set="instances",
                 )
             )
 
@@ -508,18 +533,23 @@ def write_synthetic_audit(
             if t.strip() in CLASS_INDEX
         )
         hallucinated = sum(1 for m in marks if m["kind"] == "hallucinated_object")
+        present = sum(
+            len(a["labels"]["instances"].split(", ")) for a in answers if a["benchmark"] == "captions"
+        )
         metrics.append(
             {
                 "benchmark": "captions",
                 "split": "all",
-                "label_set": "chair",
+                "label_set": "instances",
                 "object_class": "all",
                 "n": captions,
                 "extra": {
                     "chair_i": hallucinated / max(mentions, 1),
                     "chair_s": len(caption_marks) / max(captions, 1),
+                    "recall": 1.0 if present else 0.0,  # captions name every present object
                     "mentions": float(mentions),
-                    "hallucinated_mentions": float(hallucinated),
+                    "hallucinated": float(hallucinated),
+                    "unverified": 0.0,
                 },
             }
         )

@@ -109,9 +109,9 @@
       if (k >= palette.length - 2) t.style.color = "#fff";
       t.title = "perceptual influence " + fmt(v) + (v < 0.5 ? " (leans on the language prior)" : " (leans on the image)");
     }
-    if (i === c.tokenIndex) {
+    if (i >= c.tokenIndex && i < c.tokenEnd) {
       t.classList.add("hall");
-      t.title = "hallucinated token; " + t.title;
+      t.title = (c.tokenEnd - c.tokenIndex > 1 ? "hallucinated span; " : "hallucinated token; ") + t.title;
     }
     return t;
   }
@@ -142,7 +142,7 @@
     head.appendChild(h("span", "chip", c.labelSet));
     head.appendChild(h("span", "sid", c.sample));
     art.appendChild(head);
-    art.appendChild(h("div", "q", "Q: " + c.question));
+    art.appendChild(h("div", "q", (c.benchmark === "captions" ? "Prompt: " : "Q: ") + c.question));
     var ans = h("div", "answer");
     ans.appendChild(h("span", "sr", "Answer: "));
     if (c.tokens && c.tokens.length) {
@@ -186,8 +186,9 @@
     art.appendChild(curves);
     var facts = h("dl", "facts");
     function fact(k, v) { facts.appendChild(h("dt", null, k)); facts.appendChild(h("dd", null, v)); }
-    if (c.label) fact("Label", c.label + " (" + c.labelSet + ")");
+    if (c.label !== null && c.label !== undefined) fact(c.benchmark === "captions" ? "Present" : "Label", (c.label || "none") + " (" + c.labelSet + ")");
     if (c.counter) fact("Explained", "counter token \u201c" + c.counter.trim() + "\u201d");
+    else if (c.view === "1 − map") fact("Explained", "absence of \u201c" + c.tokens.slice(c.tokenIndex, c.tokenEnd).join("").trim() + "\u201d");
     if (c.correctedAnswer !== null && c.correctedAnswer !== undefined) fact("Corrected answer", c.correctedAnswer);
     fact("Correction area", c.correctionArea === null ? "no scan" : (c.corrected ? pct(c.correctionArea) : "not corrected"));
     if (c.logprob !== null) fact("Token confidence", fmt(Math.exp(c.logprob), 2));
