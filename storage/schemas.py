@@ -23,7 +23,7 @@ import hashlib
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: explanations.cache_key
+SCHEMA_VERSION = 3  # 2: explanations.cache_key; 3: runs.question_set, runs.sampling
 
 # Parquet key-value metadata written into every part file.
 METADATA_KEY = b"eagle_audit.schema_version"
@@ -51,6 +51,10 @@ RUNS = pa.schema(
         _f("config", pa.string()),  # JSON object: anything else needed to reproduce the run
         _f("host", pa.string()),
         _f("schema_version", pa.int32(), False),
+        # sha256 of the run's question set: benchmark, splits, question (sample) ids and label-file
+        # checksums (storage.verdicts.question_set_fingerprint); runs compare only on equal sets (v3)
+        _f("question_set", pa.string()),
+        _f("sampling", pa.string()),  # JSON object: how the questions were chosen (method, limit, seed, ...)
     ]
 )
 

@@ -23,6 +23,7 @@ from storage.store import Store
 PINNED = {
     1: "e93be97523a72c1f5d28ec96459f6953f6d9dba41bcaca9e5a48c3bb996939fe",
     2: "2f976a159bd48bde9ff08fdf1bcebe5d7f21d8e5a3d7ded8c2aeaec9d11d6b23",
+    3: "8492a13c5f350e8be61a5ddb15cc30a171258cfe407e8fa18eb3f7b512899021",
 }
 
 text = st.text(max_size=40)  # any unicode (no surrogates), including NUL, quotes, RTL, emoji

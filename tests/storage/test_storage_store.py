@@ -13,7 +13,7 @@ import pytest
 from storage_fixtures import MODEL_A, answer, build, record
 
 from storage.layout import safe_model_name
-from storage.schemas import SCHEMAS
+from storage.schemas import SCHEMA_VERSION, SCHEMAS
 from storage.store import RunRecord, RunStateError, Store, StoreBusyError, StoreNotFoundError
 
 VIEWS = ["runs", "run_records", "run_events", "answers", "marks", "explanations", "metrics"]
@@ -147,7 +147,7 @@ def test_write_accepts_arrow_tables_and_casts_to_pinned_types(tmp_path):
     result = store.write("marks", data, run_id)
     stored = pq.read_table(result.path)
     assert stored.schema.field("token_index").type == pa.int32()
-    assert stored.schema.metadata[b"eagle_audit.schema_version"] == b"1"
+    assert stored.schema.metadata[b"eagle_audit.schema_version"] == str(SCHEMA_VERSION).encode()
     assert store.query("SELECT token_index FROM marks ORDER BY 1").column(0).to_pylist() == [0, 3]
 
 
