@@ -9,10 +9,12 @@ the pair occurs. A hallucination is explained once per pair, under the pair's fi
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from audit.config import AuditConfig
+from audit.sampling import Sampling, stratified_sample
 from auditors.annotations import SPLITS, AnnotationSet, Occurrence, image_path, load_annotations
 from eagle.types import RGBImage
 
@@ -78,13 +80,33 @@ def prepare_data(config: AuditConfig) -> DataSource:
     )
 
 
-def load_samples(config: AuditConfig, data: DataSource) -> tuple[AnnotationSet, list[Sample]]:
+STRATA = ("split", "pope_label", "repope_label")  # what a --limit stratum is made of
+
+
+def load_samples(config: AuditConfig, data: DataSource) -> tuple[AnnotationSet, list[Sample], Sampling]:
     """Load and verify the annotations (a malformed line raises, naming file and line, before any
-    model call), keep the requested splits, dedupe (image, question) pairs, and apply --limit."""
+    model call), keep the requested splits, apply --limit (a stratified sample of questions, seeded
+    by --sample-seed: `audit.sampling`), and dedupe (image, question) pairs: a pair is asked once for
+    all of its chosen questions. Returns the annotations, the samples and how they were chosen."""
     annotations = load_annotations(data.annotations)
+    # one question per (split, question id), with its label under each label set
+    labels: dict[tuple[str, int], dict[str, str]] = {}
+    for pair in annotations.pairs:
+        for o in pair.occurrences:
+            if o.split in config.splits:
+                labels.setdefault((o.split, o.question_id), {})[o.label_set] = o.label
+    questions = sorted(labels, key=lambda k: (SPLITS.index(k[0]), k[1]))  # type: ignore[arg-type]
+    chosen, sampling = stratified_sample(
+        questions,
+        config.limit,
+        seed=config.sample_seed,
+        stratum=lambda k: (k[0], labels[k].get("pope", "-"), labels[k].get("repope", "-")),
+        strata=STRATA,
+    )
+    keep = set(chosen)
     samples: list[Sample] = []
     for pair in annotations.pairs:
-        occ = tuple(o for o in pair.occurrences if o.split in config.splits)
+        occ = tuple(o for o in pair.occurrences if (o.split, o.question_id) in keep)
         if not occ:
             continue
         first = min(occ, key=lambda o: (SPLITS.index(o.split), o.question_id))
@@ -99,9 +121,21 @@ def load_samples(config: AuditConfig, data: DataSource) -> tuple[AnnotationSet, 
             )
         )
     samples.sort(key=lambda s: sample_order(s.pair_id))
-    if config.limit is not None:
-        samples = samples[: config.limit]
-    return annotations, samples
+    return annotations, samples, sampling
+
+
+def question_set(benchmark: str, samples: Sequence[Sample], data_checksums: dict[str, str]) -> str:
+    """The fingerprint of the questions a run asks (`storage.verdicts.question_set_fingerprint`):
+    equal for two runs exactly when they answer the same questions against the same label files."""
+    from storage.verdicts import question_set_fingerprint
+
+    questions = [(split_sample_id(sid)[0], sid) for s in samples for sid in s.sample_ids()]
+    return question_set_fingerprint(benchmark, questions, data_checksums)
+
+
+def benchmark_name(data: DataSource) -> str:
+    """The run record's benchmark: "probe-pope" or "repope-pope"."""
+    return f"{data.name}-pope"
 
 
 def load_image(images: Path, name: str) -> RGBImage:
@@ -131,6 +165,7 @@ __all__ = [
     "load_image",
     "load_samples",
     "prepare_data",
+    "question_set",
     "sample_order",
     "split_sample_id",
 ]

@@ -112,8 +112,12 @@ def run_audit(
     runner = runner or LocalRunner()
     check_inputs(config)
     data = prepare_data(config)
-    annotations, samples = load_samples(config, data)  # a malformed line stops here, before any model call
-    log.info("%d unique questions from %s (%s)", len(samples), data.annotations, ", ".join(config.splits))
+    # a malformed line stops the run here, before any model call
+    annotations, samples, sampling = load_samples(config, data)
+    log.info(
+        "%d questions (%s) from %s: %d unique (image, question) pairs to ask",
+        sampling.questions, ", ".join(config.splits), data.annotations, len(samples),
+    )  # fmt: skip
     backend = backend_for(config)
     digest = weights_digest(config)
     info = backend.info() if hasattr(backend, "info") else {}
@@ -121,6 +125,8 @@ def run_audit(
         config,
         data,
         annotations,
+        samples,
+        sampling,
         model_id=model_id(config, backend),
         weights_digest=digest,
         backend_info=info,

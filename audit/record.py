@@ -1,12 +1,15 @@
 """The run record: what is needed to reproduce a run (model and weights digest, engine, decoding,
-seed, data checksums, code version, the whole config)."""
+seed, data checksums, code version, the whole config) and what it asked (the question-set
+fingerprint and how the questions were sampled)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from audit.config import AuditConfig
-from audit.data import DataSource
+from audit.data import DataSource, Sample, benchmark_name, question_set
+from audit.sampling import Sampling
 from auditors.annotations import AnnotationSet
 from storage.store import RunRecord
 
@@ -15,6 +18,8 @@ def run_record(
     config: AuditConfig,
     data: DataSource,
     annotations: AnnotationSet,
+    samples: Sequence[Sample],
+    sampling: Sampling,
     *,
     model_id: str,
     weights_digest: str | None,
@@ -28,6 +33,8 @@ def run_record(
         engine = f"transformers {transformers.__version__}"
     else:  # what the engine says of itself, e.g. "vllm 0.32.0"
         engine = f"vllm {backend_info.get('engine_version') or 'version unknown'}"
+    checksums = {f.path.name: f.sha256 for f in annotations.files.values()}
+    benchmark = benchmark_name(data)
     return RunRecord(
         run_id=config.run_id,
         model_id=model_id,
@@ -38,8 +45,10 @@ def run_record(
         engine_version=engine,
         decoding={"temperature": 0.0, "max_new_tokens": config.max_new_tokens, "greedy": True},
         seed=config.seed,
-        data_checksums={f.path.name: f.sha256 for f in annotations.files.values()},
+        data_checksums=checksums,
         code_version=f"eagle-audit {version('eagle-audit')}",
-        benchmark=f"{data.name}-pope",
+        benchmark=benchmark,
         config=config.to_json() | {"image_root": str(data.images.resolve()), "backend_info": backend_info},
+        question_set=question_set(benchmark, samples, checksums),
+        sampling=sampling.to_json(),
     )
