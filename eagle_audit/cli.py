@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "query": "eagle_audit.commands.query:query",
     "store": "eagle_audit.commands.store:store",
     "report": "eagle_audit.commands.report:report",
+    "compare": "eagle_audit.commands.compare:compare",
 }
 
 
