@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "store": "eagle_audit.commands.store:store",
     "report": "eagle_audit.commands.report:report",
     "compare": "eagle_audit.commands.compare:compare",
+    "gate": "eagle_audit.commands.gate:gate",
 }
 
 
