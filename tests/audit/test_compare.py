@@ -148,6 +148,11 @@ def test_the_cli_prints_a_table_json_and_refuses_different_sets(store: Path, tmp
     )
     data = json.loads(out.output)
     assert data["shared_questions"] == 8 and len(data["new_hallucinations"]) == 6
+    html = tmp_path / "compare.html"
+    out = runner.invoke(main, ["compare", "--store", str(store), "base-1", "cand-1", "--html", str(html)])
+    assert out.exit_code == 0 and f"report: {html}" in out.output
+    page = html.read_text()
+    assert 'id="candidate-run">cand-1<' in page and page.count('class="pair-card"') == 3 + 1  # new + fixed
     out = runner.invoke(main, ["compare", "--store", str(store), "base-1", "limited"])
     assert out.exit_code == 2
     assert out.output.count("Error:") == 1 and "--intersect" in out.output

@@ -47,9 +47,11 @@ def write_run(
     checksums: Mapping[str, str] = CHECKSUMS,
     failed: Sequence[str] = (),
     correction_areas: Mapping[str, float] | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> str:
     """Write one run answering `questions` with `verdicts[sample_id]` (default "no"); `failed` sample
-    ids get an error and no answer; `correction_areas` adds one explanation per sample id."""
+    ids get an error and no answer; `correction_areas` adds one explanation per sample id; `texts`
+    replaces the answer text of some sample ids (the verdict stays as given)."""
     st = store if isinstance(store, Store) else Store(store)
     record = RunRecord(
         run_id=run_id,
@@ -68,6 +70,7 @@ def write_run(
         verdict = verdicts.get(q.sample_id, "no")
         error = "cannot read image" if q.sample_id in failed else None
         text = None if error else {"yes": "Yes", "no": "No"}.get(verdict or "", "Perhaps.")
+        text = (texts or {}).get(q.sample_id, text) if not error else None
         rows.append(
             {
                 "sample_id": q.sample_id,
