@@ -49,6 +49,7 @@ __all__ = [
     "amcr_difference",
     "compare_resolved",
     "compare_runs",
+    "open_store",
     "resolve_run",
 ]
 
@@ -132,6 +133,16 @@ def resolve_run(con, spec: str, *, exclude: str | None = None) -> RunRef:
     return run
 
 
+def open_store(store: str | os.PathLike[str]):  # -> duckdb.DuckDBPyConnection
+    """A read-only connection to an existing store; CompareError when there is none."""
+    from storage.store import Store, StoreNotFoundError
+
+    try:
+        return Store(store, create=False).connect(read_only=True)
+    except (StoreNotFoundError, ValueError) as exc:
+        raise CompareError(str(exc)) from exc
+
+
 def compare_runs(
     store: str | os.PathLike[str],
     baseline: str,
@@ -147,12 +158,7 @@ def compare_runs(
 
     Raises CompareError for an unknown run or model, QuestionSetsDiffer when the runs asked
     different questions and `intersect` is False, and CompareError when they share none."""
-    from storage.store import Store, StoreNotFoundError
-
-    try:
-        con = Store(store, create=False).connect(read_only=True)
-    except (StoreNotFoundError, ValueError) as exc:
-        raise CompareError(str(exc)) from exc
+    con = open_store(store)
     try:
         cand = resolve_run(con, candidate)
         base = resolve_run(con, baseline, exclude=cand.run_id if baseline.startswith(MODEL_PREFIX) else None)

@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.compare import BETTER, MODEL_PREFIX, RATES, CompareError, Comparison, compare_resolved, resolve_run
+from audit.compare import (
+    BETTER,
+    MODEL_PREFIX,
+    RATES,
+    CompareError,
+    Comparison,
+    compare_resolved,
+    open_store,
+    resolve_run,
+)
 from auditors.annotations import LABEL_SETS, SPLITS
 from auditors.scoring import OUTCOME_COLUMNS, metric_values
 from storage.verdicts import RunRef, correction_areas, latest_complete_run, run_health, verdicts
@@ -290,12 +299,7 @@ def run_gate(
 ) -> GateResult:
     """Judge `candidate` (a run id or `model:NAME`) against `policy`; `baseline` and `intersect`
     override the policy's. Raises CompareError for a run or model that is not in the store."""
-    from storage.store import Store, StoreNotFoundError
-
-    try:
-        con = Store(store, create=False).connect(read_only=True)
-    except (StoreNotFoundError, ValueError) as exc:
-        raise CompareError(str(exc)) from exc
+    con = open_store(store)
     try:
         cand = resolve_run(con, candidate)
         return _judge(

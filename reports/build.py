@@ -270,6 +270,16 @@ def image_root_of(run: RunInfo, store_root: Path, override: str | Path | None) -
     return None
 
 
+def open_store(store_path: str | os.PathLike[str]):  # -> storage.store.Store
+    """The existing store a report reads; ReportError when there is none."""
+    from storage.store import Store, StoreNotFoundError
+
+    try:
+        return Store(store_path, create=False)
+    except (StoreNotFoundError, ValueError) as exc:
+        raise ReportError(str(exc)) from exc
+
+
 def build_report(
     store_path: str | os.PathLike[str],
     run_id: str | None = None,
@@ -298,12 +308,7 @@ def build_report(
         >>> build_report("results/", model="probe/llava-probe-128", out="audit.html")  # doctest: +SKIP
         PosixPath('audit.html')
     """
-    from storage.store import Store, StoreNotFoundError
-
-    try:
-        store = Store(store_path, create=False)
-    except (StoreNotFoundError, ValueError) as exc:
-        raise ReportError(str(exc)) from exc
+    store = open_store(store_path)
     con = store.connect(read_only=True)
     try:
         run = queries.select_run(con, run_id, model)

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from reports import images, queries
-from reports.build import image_root_of, template_environment, write_atomic
+from reports.build import image_root_of, open_store, template_environment, write_atomic
 from reports.changes import judge_difference
-from reports.queries import CardRow, ReportError
+from reports.queries import CardRow
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,7 @@ def build_comparison_report(
 ) -> Path:
     """Write the comparison report of `comparison` (a `Comparison.to_dict()` of runs in the store at
     `store_path`) to `out`; returns its path. At most `max_cards` cards per section."""
-    from storage.store import Store, StoreNotFoundError
-
-    try:
-        store = Store(store_path, create=False)
-    except (StoreNotFoundError, ValueError) as exc:
-        raise ReportError(str(exc)) from exc
+    store = open_store(store_path)
     con = store.connect(read_only=True)
     try:
         runs = {

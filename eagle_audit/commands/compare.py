@@ -22,7 +22,7 @@ SHOWN_COLUMNS = (
     ("change", "left"),
     ("McNemar", "right"),
 )
-WIDTH = 120  # when the output is not a terminal (a log, a CI job): the table without wrapping
+WIDTH = 140  # when the output is not a terminal (a log, a CI job): the table without wrapping
 
 
 @click.command()

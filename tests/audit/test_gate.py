@@ -12,20 +12,12 @@ from click.testing import CliRunner
 from audit.gate import PolicyError, load_policy, parse_policy, run_gate
 from eagle_audit.cli import main
 from storage.store import Store
-from tests.support.paired_runs import Q, write_run
+from tests.support.paired_runs import grid, write_run
 
 REPO = Path(__file__).resolve().parents[2]
 
 # 30 images with one present and two absent objects each (RePOPE = POPE labels here).
-QUESTIONS = [
-    q
-    for i in range(30)
-    for q in (
-        Q(f"random/{3 * i}", f"{i}.jpg", "dog", "yes", "yes"),
-        Q(f"random/{3 * i + 1}", f"{i}.jpg", "cat", "no", "no"),
-        Q(f"random/{3 * i + 2}", f"{i}.jpg", "bus", "no", "no"),
-    )
-]
+QUESTIONS = grid(30)
 RIGHT = {q.sample_id: q.pope for q in QUESTIONS}
 # one false positive on each of 2 images for the baseline
 BASE = RIGHT | {"random/1": "yes", "random/4": "yes"}

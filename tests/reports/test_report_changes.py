@@ -13,17 +13,9 @@ from report_html_helpers import parse
 from audit.compare import compare_runs
 from reports import build_report
 from storage.store import Store
-from tests.support.paired_runs import Q, write_run
+from tests.support.paired_runs import grid, write_run
 
-QUESTIONS = [
-    q
-    for i in range(30)
-    for q in (
-        Q(f"random/{3 * i}", f"{i}.jpg", "dog", "yes", "yes"),
-        Q(f"random/{3 * i + 1}", f"{i}.jpg", "cat", "no", "no"),
-        Q(f"random/{3 * i + 2}", f"{i}.jpg", "bus", "no", "no"),
-    )
-]
+QUESTIONS = grid(30)
 BASE = {q.sample_id: q.pope for q in QUESTIONS} | {"random/1": "yes"}
 
 

@@ -35,6 +35,20 @@ class Q:
         return self.sample_id.split("/")[0]
 
 
+def grid(images: int) -> list[Q]:
+    """`images` images with one present object (dog, label yes) and two absent ones (cat, bus),
+    question ids 3i, 3i+1, 3i+2 in the random split; RePOPE labels equal POPE's."""
+    return [
+        q
+        for i in range(images)
+        for q in (
+            Q(f"random/{3 * i}", f"{i}.jpg", "dog", "yes", "yes"),
+            Q(f"random/{3 * i + 1}", f"{i}.jpg", "cat", "no", "no"),
+            Q(f"random/{3 * i + 2}", f"{i}.jpg", "bus", "no", "no"),
+        )
+    ]
+
+
 def write_run(
     store: Store | str | Path,
     run_id: str,
