@@ -55,6 +55,9 @@ HEADLINE_COLUMNS = (
     "accuracy",
     "yes_ratio",
     "unparsed",
+    "fp",
+    "tn",
+    "hallucination_rate",  # FP / (FP + TN)
 )
 
 
@@ -184,7 +187,7 @@ def run_audit(
         explain_failed=explain_failed,
         computed_explanations=run.computed,
         reused_explanations=run.reused,
-        metrics=[{k: r[k] for k in HEADLINE_COLUMNS} for r in metrics if r["object_class"] == "all"],
+        metrics=[headline(r) for r in metrics if r["object_class"] == "all"],
         report=report,
         wall_s=time.perf_counter() - start,
     )
@@ -195,6 +198,14 @@ def run_audit(
     if status == "failed":
         raise AuditFailed(result)
     return result
+
+
+def headline(row: dict[str, Any]) -> dict[str, Any]:
+    """The summary columns of one metrics row (HEADLINE_COLUMNS), with the hallucination rate."""
+    from auditors.scoring import Confusion
+
+    rate = Confusion(fp=row["fp"] or 0, tn=row["tn"] or 0).false_positive_rate
+    return {k: rate if k == "hallucination_rate" else row[k] for k in HEADLINE_COLUMNS}
 
 
 def failure_verdict(

@@ -231,18 +231,21 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps the whole table
     table = Table(
         title=f"run {summary['run_id']} ({summary['status']}): {summary['questions']} questions, "
         f"{summary['failed_samples']} failed, {summary['marks']} marked tokens, "
         f"{summary['explained']} explanations"
     )
-    for col in ("labels", "split", "n", "precision", "recall", "f1", "accuracy", "yes ratio", "unparsed"):
+    columns = ("labels", "split", "n", "precision", "recall", "f1", "accuracy", "yes ratio", "unparsed",
+               "FP", "halluc. rate")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
     for r in summary["metrics"]:
         table.add_row(
             r["label_set"], r["split"], str(r["n"]),
             *(_fmt(r[k]) for k in ("precision", "recall", "f1", "accuracy", "yes_ratio")), str(r["unparsed"]),
+            str(r["fp"]), _fmt(r["hallucination_rate"]),
         )  # fmt: skip
     console.print(table)
     console.print(f"store:  {summary['store']}")
