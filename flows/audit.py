@@ -45,6 +45,7 @@ def audit_flow(
     explain_concurrency: int = 1,
     max_failed_share: float = 0.05,
     report: bool = True,
+    sample_seed: int = 0,
 ) -> dict[str, Any]:
     """Audit a model on POPE/RePOPE-format questions into the Parquet store `store`; the flow run
     fails when the audit ends `failed` (so Prefect's notifications fire)."""
@@ -55,6 +56,7 @@ def audit_flow(
         images=Path(images) if images else None,
         **({"splits": tuple(splits)} if splits else {}),
         limit=limit,
+        sample_seed=sample_seed,
         backend=backend,
         model=model,
         endpoint=tuple(endpoint or ()),

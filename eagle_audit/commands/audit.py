@@ -39,7 +39,14 @@ class UsageFailure(click.ClickException):
 @click.option(
     "--splits", default="random,popular,adversarial", show_default=True, help="Comma-separated POPE splits."
 )
-@click.option("--limit", type=int, default=None, help="Ask at most N unique questions.")
+@click.option(
+    "--limit", type=int, default=None,
+    help="Ask a random sample of N questions, stratified per split and label (seed: --sample-seed); "
+    "a pair shared by several chosen questions is asked once.",
+)  # fmt: skip
+@click.option(
+    "--sample-seed", type=int, default=0, show_default=True, help="Seed of the --limit sample (recorded)."
+)
 @backend_options
 @click.option(
     "--explain", default="all", show_default=True, help="Hallucinations to explain: all, none, or a number."
@@ -71,8 +78,8 @@ class UsageFailure(click.ClickException):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", count=True, help="-v: library logs (Prefect, HTTP); -vv: debug.")
 def audit(
-    dataset, annotations, images, splits, limit, backend, model, endpoint, concurrency, explain, regions,
-    search, store, run_id, seed, probe_images, explain_concurrency, max_failed_share, task_runner,
+    dataset, annotations, images, splits, limit, sample_seed, backend, model, endpoint, concurrency, explain,
+    regions, search, store, run_id, seed, probe_images, explain_concurrency, max_failed_share, task_runner,
     no_prefect, no_report, as_json, verbose,
 ) -> None:  # fmt: skip
     """Audit a model: ask POPE/RePOPE questions, mark hallucinated tokens, explain them with EAGLE,
@@ -88,6 +95,7 @@ def audit(
             images=images.resolve() if images else None,
             splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
             limit=limit,
+            sample_seed=sample_seed,
             backend=backend,
             model=model,
             endpoint=tuple(e.strip() for e in (endpoint or "").split(",") if e.strip()),
