@@ -18,6 +18,7 @@ percentile interval). Seeded, so the same answers give the same interval.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -210,13 +211,18 @@ def outcome_counts(outcomes: Sequence[str], clusters: Sequence[str]) -> tuple[di
     return ids, counts
 
 
+@functools.lru_cache(maxsize=8)
 def bootstrap_weights(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n_clusters) multiplicities: each replicate draws `n_clusters` clusters with
-    replacement. Every bootstrap in the project resamples through this one function."""
+    replacement. Every bootstrap in the project resamples through this one function. Read-only and
+    cached: a comparison's groups over the same number of images share one draw matrix."""
     rng = np.random.default_rng(seed)
     if n_clusters == 0:
-        return np.zeros((n_boot, 0), np.int64)
-    return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+        weights = np.zeros((n_boot, 0), np.int64)
+    else:
+        weights = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+    weights.flags.writeable = False
+    return weights
 
 
 def cluster_bootstrap(

@@ -37,7 +37,11 @@ def binomial_tail(k: int, n: int) -> float:
         return 1.0
     if k > n:
         return 0.0
-    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
+    term = total = math.comb(n, k)  # C(n, i) for i = k..n, each from the last: C(n, i+1) = C(n, i)(n-i)/(i+1)
+    for i in range(k, n):
+        term = term * (n - i) // (i + 1)
+        total += term
+    return total / 2**n
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
