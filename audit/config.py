@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from auditors.annotations import SPLITS
+from eagle.search import SEARCH_NAMES as SEARCHES
 
 DATASETS = ("probe", "repope")
 BACKENDS = ("hf", "vllm-server", "vllm-engine")
-SEARCHES = ("efficient", "exact")
 PROBE_MODEL = "probe"  # the shipped probe checkpoint (the default model of the hf and vllm-engine backends)
 
 

@@ -110,14 +110,14 @@ def explain_target(backend: Backend, job: ExplainJob) -> list[dict[str, Any]]:
     from eagle.correction import correction_scan
     from eagle.method import Eagle, explain_order
     from eagle.regions import SlicoSegmenter
-    from eagle.search import EfficientSearch, ExactSearch
+    from eagle.search import search_by_name
     from storage.rows import explanation_row
     from storage.store import Store
 
     target, settings = job.target, job.settings
     image = load_image(job.data.images, target.image)
     regions = SlicoSegmenter(n_segments=settings.regions).segment(image)
-    search = ExactSearch() if settings.search == "exact" else EfficientSearch()
+    search = search_by_name(settings.search)
     request = ScoreRequest(
         prompt=target.question,
         answer_ids=target.answer_ids,

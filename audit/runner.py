@@ -53,7 +53,8 @@ def windowed(
 ) -> Iterator[tuple[J, Any]]:
     """Keep `window` futures in flight over `jobs`; yield (job, result) in completion order.
     `submit` starts one job and returns its future; `first_done` blocks until at least one of the
-    given futures is done and returns the done ones (futures need `result()` and `cancel()`)."""
+    given futures is done and returns the done ones (futures need `result()`; `cancel()` is used when
+    they have it)."""
     todo = iter(jobs)
     running: dict[F, J] = {}
     try:
@@ -69,6 +70,8 @@ def windowed(
                 if nxt is not None:
                     running[submit(nxt)] = nxt
                 yield job, result
-    finally:
+    finally:  # an error or an interrupt: stop what has not started (Prefect futures cannot cancel)
         for future in running:
-            future.cancel()
+            cancel = getattr(future, "cancel", None)
+            if cancel is not None:
+                cancel()

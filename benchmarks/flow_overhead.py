@@ -39,7 +39,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     import audit.generate as steps
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     intervals: list[tuple[float, float]] = []
     lock = threading.Lock()

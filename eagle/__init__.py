@@ -7,7 +7,7 @@ This package never imports Prefect, DuckDB or a serving client at import time.
 from eagle.explanation import Explanation
 from eagle.method import Eagle, score_order
 from eagle.regions import GridSegmenter, Segmenter, SlicoSegmenter
-from eagle.search import EfficientSearch, ExactSearch
+from eagle.search import EfficientSearch, ExactSearch, LazySearch
 from eagle.types import Backend, Scorer, ScoreRequest
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "EfficientSearch",
     "ExactSearch",
     "Explanation",
+    "LazySearch",
     "GridSegmenter",
     "ScoreRequest",
     "Scorer",

@@ -20,6 +20,38 @@ from eagle.scoring import RegionScorer
 from eagle.types import LabelMap, RGBImage, Scorer, ScoreRequest
 
 
+def explain_saliency(
+    method: str,
+    scorer: Scorer,
+    image: RGBImage,
+    labels: LabelMap,
+    request: ScoreRequest,
+    saliency: np.ndarray,
+    *,
+    ranking_forwards: int,
+    start: float,
+    params: dict | None = None,
+    batch_size: int | None = None,
+) -> Explanation:
+    """An Explanation from a per-region saliency (n,): regions ordered by descending saliency (ties:
+    lowest id first), the curves of that order scored, the map the min-max scaled saliency.
+    `ranking_forwards` is what the saliency cost; the curves add 2(n+1)."""
+    saliency = np.asarray(saliency, np.float64)
+    return _explanation(
+        method,
+        scorer,
+        image,
+        labels,
+        request,
+        _order(saliency),
+        normalise(saliency),
+        ranking_forwards,
+        start,
+        params or {},
+        batch_size,
+    )
+
+
 def _explanation(
     method: str,
     scorer: Scorer,
@@ -92,19 +124,16 @@ def ablation(
     keep = ~np.eye(n, dtype=bool)
     scores = rs(np.vstack([np.ones((1, n), bool), keep])).mean(axis=1)  # (n+1,)
     saliency = scores[0] - scores[1:]
-    order = _order(saliency)
-    return _explanation(
+    return explain_saliency(
         "ablation",
         scorer,
         image,
         labels,
         request,
-        order,
-        normalise(saliency),
-        rs.forwards,
-        start,
-        {},
-        batch_size,
+        saliency,
+        ranking_forwards=rs.forwards,
+        start=start,
+        batch_size=batch_size,
     )
 
 
@@ -131,17 +160,15 @@ def rise(
     scores = rs(masks).mean(axis=1)  # (M,)
     hits = masks.sum(axis=0)
     saliency = np.where(hits > 0, (masks * scores[:, None]).sum(axis=0) / np.maximum(hits, 1), 0.0)
-    order = _order(saliency)
-    return _explanation(
+    return explain_saliency(
         "rise",
         scorer,
         image,
         labels,
         request,
-        order,
-        normalise(saliency),
-        rs.forwards,
-        start,
-        {"n_masks": n_masks, "keep_prob": keep_prob, "seed": seed},
-        batch_size,
+        saliency,
+        ranking_forwards=rs.forwards,
+        start=start,
+        params={"n_masks": n_masks, "keep_prob": keep_prob, "seed": seed},
+        batch_size=batch_size,
     )

@@ -64,6 +64,26 @@ def check_labels(labels: LabelMap, shape: tuple[int, int] | None = None) -> int:
     return n
 
 
+def region_adjacency(labels: LabelMap, n: int | None = None) -> np.ndarray:
+    """(n, n) bool: regions i and j share an edge (4-neighbourhood); the diagonal is False."""
+    n = int(labels.max()) + 1 if n is None else n
+    adj = np.zeros((n, n), bool)
+    for a, b in ((labels[:, 1:], labels[:, :-1]), (labels[1:, :], labels[:-1, :])):
+        edge = a != b
+        adj[a[edge], b[edge]] = True
+    return adj | adj.T
+
+
+def region_centroids(labels: LabelMap, n: int | None = None) -> np.ndarray:
+    """(n, 2) mean (x, y) pixel position of each region."""
+    n = int(labels.max()) + 1 if n is None else n
+    ys, xs = np.indices(labels.shape)
+    counts = np.maximum(np.bincount(labels.ravel(), minlength=n), 1)
+    return np.stack(
+        [np.bincount(labels.ravel(), weights=c.ravel(), minlength=n) / counts for c in (xs, ys)], axis=1
+    )
+
+
 def region_areas(labels: LabelMap, n: int | None = None) -> np.ndarray:
     """Share of the image covered by each region, (n,) float64 summing to 1."""
     counts = np.bincount(labels.ravel(), minlength=n or 0).astype(np.float64)

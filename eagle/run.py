@@ -14,7 +14,7 @@ from eagle.explanation import Explanation
 from eagle.heatmap import overlay, save_png
 from eagle.method import Eagle
 from eagle.regions import SlicoSegmenter
-from eagle.search import EfficientSearch, ExactSearch
+from eagle.search import search_by_name
 from eagle.types import Backend, GenerationRequest, RGBImage, ScoreRequest
 
 
@@ -91,7 +91,7 @@ def explain_file(
     request = ScoreRequest(
         prompt=prompt, answer_ids=answer_ids, target_positions=positions, target_ids=target_ids
     )
-    strategy = ExactSearch() if search == "exact" else EfficientSearch()
+    strategy = search_by_name(search)
     labels = SlicoSegmenter(n_segments=regions).segment(image)
     expl = Eagle(backend, lambda1=lambda1, lambda2=lambda2, search=strategy, batch_size=batch_size).explain(
         image, labels, request

@@ -1,6 +1,7 @@
-"""EAGLE's greedy searches over regions: the exact greedy search and the efficient bidirectional
-variant. Both return a `SearchTrace`: the region order (most important first) and the per-token
-scores of every prefix of that order, shown alone (insertion) and removed (deletion).
+"""EAGLE's greedy searches over regions: the exact greedy search, the efficient bidirectional
+variant and the lazy greedy search. All optimise the same F(S) and return a `SearchTrace`: the region
+order (most important first) and the per-token scores of every prefix of that order, shown alone
+(insertion) and removed (deletion).
 
 Ties are broken by the current ranking everywhere: the positive side takes the best-ranked of
 tied candidates (the lowest region id before any ranking exists), the negative side removes the
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from eagle.regions import region_adjacency
 from eagle.scoring import RegionScorer, objective
 
 
@@ -191,4 +193,158 @@ class EfficientSearch:
         return SearchTrace(order=order, insertion=ins_rows, deletion=del_rows, stopped_early_at=stopped_at)
 
 
-Search = ExactSearch | EfficientSearch
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LazySearch:
+    """Lazy greedy search: the exact search's step (add the region with the largest gain of F) with
+    a region's gain re-scored only when it could win.
+
+    Step 1 scores every region alone and removed alone (2n forwards, the exact search's first step);
+    each measured gain F(S ∪ v) − F(S) is kept as v's priority. At later steps the `batch` regions with
+    the highest priorities are re-scored against the current S; the best fresh gain is taken once no
+    stale priority beats it by more than `tolerance` × the gain scale (the largest first-step gain or
+    |F(V) − F(∅)|), otherwise the next `batch` is re-scored. For a submodular F with tolerance 0 this
+    is exactly the greedy result. F is not submodular: a region's gain grows once the rest of its
+    object is shown or removed. Two rules catch that: `neighbours` lifts the priority of the regions
+    next to a region just taken to that region's gain (evidence is spatially contiguous), and
+    `stall` re-scores every remaining region when the best fresh gain falls below `stall` × scale
+    while F(S) is still more than `stall` × scale short of F(V). `refresh` re-scores everything every
+    so many steps (`refresh=1` is the exact search). The region left last costs no forward (its
+    prefix is the full image).
+    """
+
+    batch: int = 2
+    tolerance: float = 0.0
+    neighbours: bool = False
+    stall: float | None = 1.0
+    stall_gap: int = 1
+    refresh: int | None = None
+    name: str = field(default="lazy", init=False)
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ValueError(f"batch must be at least 1, got {self.batch}")
+        if self.tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.stall is not None and not 0 < self.stall <= 1:
+            raise ValueError(f"stall must be a fraction in (0, 1] or None, got {self.stall}")
+        if self.refresh is not None and self.refresh < 1:
+            raise ValueError(f"refresh must be at least 1 or None, got {self.refresh}")
+        if self.stall_gap < 1:
+            raise ValueError(f"stall_gap must be at least 1, got {self.stall_gap}")
+
+    def params(self) -> dict:
+        return {
+            "search": self.name,
+            "batch": self.batch,
+            "tolerance": self.tolerance,
+            "neighbours": self.neighbours,
+            "stall": self.stall,
+            "stall_gap": self.stall_gap,
+            "refresh": self.refresh,
+        }
+
+    def run(
+        self, rs: RegionScorer, lambda1: float, lambda2: float, f_black: np.ndarray, f_full: np.ndarray
+    ) -> SearchTrace:
+        n = rs.n
+        adjacent = region_adjacency(rs.labels, n) if self.neighbours else None
+        visible = np.zeros(n, bool)
+        ranked = list(range(n))  # unchosen regions, highest priority first (ties: earlier rank)
+        ins_gain = np.zeros(n)  # λ1·(f(S ∪ v) − f(S)) when v was last scored
+        del_gain = np.zeros(n)  # λ2·(f(V∖S) − f(V∖S∖v)) when v was last scored
+        f_ins, f_del = float(f_black.mean()), float(f_full.mean())  # f̄(S shown), f̄(S removed)
+        black, full = float(f_black.mean()), float(f_full.mean())
+        scale = 1e-12
+        last_stall = -self.stall_gap
+        order, ins_rows, del_rows = [], [], []
+
+        def priority(v: int) -> float:
+            # a stale insertion gain can never exceed what is left to gain: f̄ <= 1
+            return min(ins_gain[v], lambda1 * (1.0 - f_ins)) + del_gain[v]
+
+        def rescore(cand: list[int], fresh: dict, deletion_only: bool = False) -> None:
+            keep = _candidates(visible, cand, True)
+            if deletion_only:  # half the forwards; the insertion gains stay as they were
+                del_gain[cand] = lambda2 * (f_del - rs(~keep).mean(axis=1))
+                return
+            scores = rs(np.concatenate([keep, ~keep]))
+            ins, dels = scores[: len(cand)], scores[len(cand) :]
+            ins_gain[cand] = lambda1 * (ins.mean(axis=1) - f_ins)
+            del_gain[cand] = lambda2 * (f_del - dels.mean(axis=1))
+            fresh.update({c: (ins[i], dels[i]) for i, c in enumerate(cand)})
+
+        for k in range(n):
+            if len(ranked) == 1:  # S ∪ v = V: the full and black images, already scored
+                order.append(ranked.pop())
+                ins_rows.append(f_full)
+                del_rows.append(f_black)
+                break
+            fresh: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            if k == 0 or (self.refresh is not None and k % self.refresh == 0):
+                rescore(ranked, fresh)
+                if k == 0:
+                    scale = max(
+                        abs(lambda1 + lambda2) * abs(full - black),
+                        float(np.abs(ins_gain + del_gain).max()),
+                        1e-12,
+                    )
+            else:
+                stale = list(ranked)
+                while stale:
+                    rescore(stale[: self.batch], fresh)
+                    stale = stale[self.batch :]
+                    best = max(priority(c) for c in fresh)
+                    if not stale or best >= max(priority(c) for c in stale) - self.tolerance * scale:
+                        break
+                left = lambda1 * (full - f_ins) + lambda2 * (f_del - black)  # F(V) − F(S)
+                if (
+                    stale
+                    and self.stall is not None
+                    and k - last_stall >= self.stall_gap
+                    and left > 1e-3 * scale
+                    and best < self.stall * left / len(ranked)
+                ):
+                    last_stall = k
+                    # Stalled short of F(V): a gain grew unseen. Re-score the rest, only the deletion
+                    # side when the insertion side is done (it is where regions need each other).
+                    saturated = lambda1 * (full - f_ins) < 0.1 * left
+                    rescore(stale, fresh, deletion_only=saturated)
+                    top = max(stale, key=priority)
+                    if saturated and priority(top) > best and top not in fresh:
+                        rescore([top], fresh)
+            ranked.sort(key=lambda v: -priority(v))  # stable: ties keep the previous ranking
+            v = next(c for c in ranked if c in fresh)  # the best fresh gain (ties: best-ranked)
+            ranked.remove(v)
+            visible[v] = True
+            order.append(v)
+            ins, dels = fresh[v]
+            ins_rows.append(ins)
+            del_rows.append(dels)
+            gain = ins_gain[v] + del_gain[v]
+            f_ins, f_del = float(ins.mean()), float(dels.mean())
+            if adjacent is not None and gain > 0:
+                near = [c for c in ranked if adjacent[v, c]]
+                del_gain[near] = np.maximum(
+                    del_gain[near], gain - np.minimum(ins_gain[near], lambda1 * (1 - f_ins))
+                )
+                ranked.sort(key=lambda c: -priority(c))
+        return SearchTrace(
+            order=np.array(order, np.int64), insertion=np.array(ins_rows), deletion=np.array(del_rows)
+        )
+
+
+Search = ExactSearch | EfficientSearch | LazySearch
+
+
+SEARCH_NAMES = ("exact", "efficient", "lazy")
+
+
+def search_by_name(name: str) -> Search:
+    """The search called `name` with its default settings (the names the CLI and results use)."""
+    if name == "exact":
+        return ExactSearch()
+    if name == "efficient":
+        return EfficientSearch()
+    if name == "lazy":
+        return LazySearch()
+    raise ValueError(f"unknown search {name!r}; choose one of {', '.join(SEARCH_NAMES)}")

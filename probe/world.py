@@ -70,6 +70,18 @@ class Scene:
         raise KeyError(f"no {name!r} in this scene (objects: {self.names})")
 
 
+def scene_object(name: str, visible: np.ndarray, label: int, visible_fraction: float) -> SceneObject:
+    """The ground truth of one drawn thing from its (non-empty) visible mask."""
+    ys, xs = np.nonzero(visible)
+    return SceneObject(
+        name=name,
+        box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+        label=label,
+        visible_fraction=round(visible_fraction, 4),
+        area=int(visible.sum()),
+    )
+
+
 def _sample_classes(rng: np.random.Generator, split: Split) -> tuple[list[str], set[str]]:
     """Pick the classes of one scene; returns them in draw order and the set of planted partners."""
     n = int(rng.choice(len(N_OBJECT_WEIGHTS), p=N_OBJECT_WEIGHTS)) + 1
@@ -158,16 +170,7 @@ def make_scene(seed: int, index: int, split: Split = "heldout") -> Scene:
             continue
         label = len(objects) + 1
         labels[visible] = label
-        ys, xs = np.nonzero(visible)
-        objects.append(
-            SceneObject(
-                name=name,
-                box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
-                label=label,
-                visible_fraction=round(frac, 4),
-                area=int(visible.sum()),
-            )
-        )
+        objects.append(scene_object(name, visible, label, frac))
     if not objects:  # every object hidden: extremely rare, fall back to the next index's scene
         return make_scene(seed, index + 1_000_000, split)
     return Scene(image=image, labels=labels, objects=tuple(objects))

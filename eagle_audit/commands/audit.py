@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from eagle.search import SEARCH_NAMES
 from eagle_audit.commands.backend_options import backend_options
 
 log = logging.getLogger("audit")
@@ -54,7 +55,7 @@ class UsageFailure(click.ClickException):
 @click.option(
     "--regions", type=int, default=64, show_default=True, help="EAGLE division number (superpixels)."
 )
-@click.option("--search", type=click.Choice(["efficient", "exact"]), default="efficient", show_default=True)
+@click.option("--search", type=click.Choice(SEARCH_NAMES), default="efficient", show_default=True)
 @click.option("--store", type=click.Path(path_type=Path), default=Path("store"), show_default=True)
 @click.option("--run-id", default=None, help="Resume (or name) this run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Probe world seed.")
@@ -190,7 +191,7 @@ def _run_flow(config: Any, task_runner: str, verbose: int, extra: dict[str, Any]
             raise warm[0]
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from flows.audit import audit_flow
+        from flows.audit_flow import audit_flow
         from flows.runners import task_runner_for
 
         flow = audit_flow.with_options(

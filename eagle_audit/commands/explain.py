@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from eagle.search import SEARCH_NAMES
+
 
 def _build(
     model: str | None, backend: str = "hf", endpoint: str | None = None, batch_size: int | None = None
@@ -37,7 +39,7 @@ def _build(
 @click.option(
     "--counter-token", default=None, help="Explain this token instead at the target positions (e.g. No)."
 )
-@click.option("--search", type=click.Choice(["exact", "efficient"]), default="efficient", show_default=True)
+@click.option("--search", type=click.Choice(SEARCH_NAMES), default="efficient", show_default=True)
 @click.option(
     "--regions", type=click.IntRange(min=1), default=64, show_default=True, help="SLICO division number."
 )

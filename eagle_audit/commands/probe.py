@@ -157,3 +157,7 @@ if importlib.util.find_spec("eagle_audit.commands.probe_explain") is not None:
     from eagle_audit.commands.probe_explain import explain_eval
 
     probe.add_command(explain_eval, "explain-eval")
+
+from eagle_audit.commands.probe_compare import compare_cmd  # noqa: E402 (the hard-suite comparison)
+
+probe.add_command(compare_cmd, "compare")

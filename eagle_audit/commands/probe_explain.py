@@ -7,6 +7,8 @@ import json
 
 import click
 
+from eagle.search import SEARCH_NAMES
+
 
 @click.command("explain-eval")
 @click.option(
@@ -23,7 +25,7 @@ import click
 @click.option(
     "--regions", type=click.IntRange(min=1), default=64, show_default=True, help="SLICO division number."
 )
-@click.option("--search", type=click.Choice(["exact", "efficient"]), default="efficient", show_default=True)
+@click.option("--search", type=click.Choice(SEARCH_NAMES), default="efficient", show_default=True)
 @click.option("--rise-masks", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--model", default=None, help="Probe checkpoint directory (default: the shipped one).")
 @click.option(
@@ -45,7 +47,7 @@ def explain_eval(
     import torch
 
     from eagle.backends.hf import HFBackend
-    from eagle.search import EfficientSearch, ExactSearch
+    from eagle.search import search_by_name
     from probe.explain_eval import EvalConfig, evaluate
 
     torch.set_num_threads(threads)
@@ -58,7 +60,7 @@ def explain_eval(
         n=n,
         regions=regions,
         rise_masks=rise_masks,
-        search=ExactSearch() if search == "exact" else EfficientSearch(),
+        search=search_by_name(search),
     )
     result = evaluate(backend, cfg, progress=not as_json)
     if as_json:

@@ -11,6 +11,7 @@ from eagle_fakes import ConstantScorer, InteractionScorer, LinearScorer, grid_la
 
 from eagle import Eagle, EfficientSearch, ExactSearch, Explanation, score_order
 from eagle.masking import compose
+from eagle.search import SEARCH_NAMES, LazySearch, search_by_name
 
 
 def reference_greedy(scorer, image, labels, req, lambda1, lambda2):
@@ -81,6 +82,9 @@ SEARCHES = [
     EfficientSearch(search_scope=6, pending_samples=4, update_step=15),
     EfficientSearch(early_stop=0.5),
     ExactSearch(),
+    LazySearch(),
+    LazySearch(batch=1, neighbours=True, stall=None),
+    LazySearch(batch=3, tolerance=0.05, stall=0.5, stall_gap=2, refresh=4),
 ]
 
 
@@ -118,7 +122,7 @@ def test_ties_give_the_identity_order(search, n):
 
 
 @pytest.mark.parametrize(
-    "search", [ExactSearch(), EfficientSearch(search_scope=3, pending_samples=2, update_step=2)]
+    "search", [ExactSearch(), EfficientSearch(search_scope=3, pending_samples=2, update_step=2), LazySearch()]
 )
 def test_batch_size_never_changes_results(search):
     n = 11
@@ -197,3 +201,75 @@ def test_all_prefix_pairs_have_matching_areas():
     counts = np.bincount(labels.ravel()) / labels.size
     for k, (a, b) in enumerate(itertools.pairwise(expl.areas)):
         assert b - a == pytest.approx(counts[expl.order[k]])
+
+
+def _objective_auc(expl) -> float:
+    """Mean F(S_k) over the prefixes: what a greedy search on F tries to make large."""
+    return float(np.mean(expl.lambda1 * expl.insertion_mean + expl.lambda2 * (1 - expl.deletion_mean)))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_lazy_equals_exact_on_an_additive_scorer_at_a_tenth_of_the_cost(batch):
+    n = 64
+    labels = grid_labels(8, 8)
+    weights = np.random.default_rng(5).permutation(np.arange(1, n + 1, dtype=float))
+    image = region_image(labels)
+    exact = Eagle(LinearScorer(labels, weights), search=ExactSearch()).explain(image, labels, request())
+    lazy = Eagle(LinearScorer(labels, weights), search=LazySearch(batch=batch)).explain(
+        image, labels, request()
+    )
+    assert lazy.order.tolist() == exact.order.tolist()
+    np.testing.assert_allclose(lazy.insertion, exact.insertion, atol=1e-12)
+    # gains never change on an additive scorer: the first batch always confirms the best region,
+    # and the best gain is never below the mean gain left, so no stall re-scoring happens
+    assert lazy.forward_passes == 2 + 2 * n + sum(2 * min(batch, n - k) for k in range(1, n - 1))
+    if batch <= 2:
+        assert lazy.forward_passes <= 0.10 * exact.forward_passes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lazy_with_a_refresh_every_step_is_the_exact_search(seed):
+    labels = grid_labels(3, 4)
+    scorer = InteractionScorer(labels, n_targets=2, seed=seed)
+    image = region_image(labels)
+    exact = Eagle(scorer, search=ExactSearch()).explain(image, labels, request(2))
+    lazy = Eagle(scorer, search=LazySearch(refresh=1)).explain(image, labels, request(2))
+    assert lazy.order.tolist() == exact.order.tolist()
+    assert lazy.forward_passes == exact.forward_passes - 2  # the last region's prefix is the full image
+
+
+def test_lazy_keeps_most_of_the_exact_objective_on_interacting_regions():
+    labels = grid_labels(5, 6)
+    image = region_image(labels)
+    ratios, costs = [], []
+    for seed in range(8):
+        scorer = InteractionScorer(labels, n_targets=2, seed=100 + seed)
+        exact = Eagle(scorer, search=ExactSearch()).explain(image, labels, request(2))
+        lazy = Eagle(scorer, search=LazySearch()).explain(image, labels, request(2))
+        rand = Eagle(scorer, search=LazySearch(refresh=1)).explain(image, labels, request(2))
+        assert _objective_auc(rand) == pytest.approx(_objective_auc(exact))
+        ratios.append(_objective_auc(lazy) / _objective_auc(exact))
+        costs.append(lazy.forward_passes / exact.forward_passes)
+    assert np.mean(ratios) >= 0.98 and min(ratios) >= 0.9
+    assert np.mean(costs) <= 0.5
+
+
+def test_search_names_build_each_search_and_reject_others():
+    assert [search_by_name(n).name for n in SEARCH_NAMES] == list(SEARCH_NAMES)
+    with pytest.raises(ValueError, match="unknown search 'fast'; choose one of exact, efficient, lazy"):
+        search_by_name("fast")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch": 0}, "batch must be at least 1"),
+        ({"tolerance": -0.1}, "tolerance must be >= 0"),
+        ({"stall": 1.5}, "stall must be a fraction"),
+        ({"stall_gap": 0}, "stall_gap must be at least 1"),
+        ({"refresh": 0}, "refresh must be at least 1"),
+    ],
+)
+def test_lazy_settings_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LazySearch(**kwargs)

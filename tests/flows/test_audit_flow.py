@@ -20,7 +20,7 @@ SMALL = {"probe_images": 16, "regions": 16, "seed": 3}
 
 @pytest.fixture(scope="module")
 def probe_run(tmp_path_factory) -> tuple[Store, dict]:
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     store = tmp_path_factory.mktemp("store")
     summary = audit_flow(store=str(store), report=False, **SMALL)
@@ -136,7 +136,7 @@ def test_metrics_rows_match_the_answers(probe_run) -> None:
 
 
 def test_corrupt_and_missing_images_fail_only_their_samples(tmp_path: Path) -> None:
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     world = tmp_path / "world"
     write_world(world, seed=5, n_images=6)
@@ -173,7 +173,7 @@ def test_corrupt_and_missing_images_fail_only_their_samples(tmp_path: Path) -> N
 
 def test_malformed_annotation_line_stops_before_any_model_call(tmp_path: Path) -> None:
     from auditors.annotations import AnnotationError
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     world = tmp_path / "world"
     write_world(world, seed=5, n_images=4)
@@ -214,7 +214,7 @@ def test_a_failed_audit_ends_the_flow_run_failed(tmp_path: Path) -> None:
     """Too many unreadable images: the run ends failed in the store and the flow run ends Failed,
     so Prefect's notifications fire."""
     from audit import AuditFailed
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     world = tmp_path / "world"
     write_world(world, seed=5, n_images=6)

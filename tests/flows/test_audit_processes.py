@@ -125,10 +125,11 @@ def test_killed_in_every_phase_and_resumed_equals_an_uninterrupted_run(uninterru
     # (extra CLI args, the stderr line after which to kill, a random extra delay up to (s), signal)
     plan = [
         ([], r"generate: \d+/", 0, signal.SIGKILL),  # with Prefect, mid-generation
-        (["--no-prefect"], r"eagle_audit|audit", 20, signal.SIGKILL),  # a random moment
-        ([], r"explain: \d+ to compute", 0, signal.SIGKILL),  # with Prefect, explanation tasks running
+        (["--no-prefect"], r"audit: ", 20, signal.SIGKILL),  # a random moment
+        ([], r"explain: \d+ to compute", 2, signal.SIGTERM),  # with Prefect, explain tasks running, politely
+        ([], r"explain: \d+ to compute", 0, signal.SIGKILL),  # with Prefect, explain tasks running
         (["--no-prefect"], r"explain: 1/", 0, signal.SIGKILL),  # one explanation done, buffered
-        ([], began, 5, signal.SIGTERM),  # with Prefect, a random moment of the open run, politely
+        ([], began, 5, signal.SIGTERM),  # with Prefect, a random moment of the open run
         (["--no-prefect"], r"explain: 2/2", 0, signal.SIGKILL),  # all explained: metrics next
     ]
     killed = 0
@@ -155,8 +156,9 @@ def test_killed_in_every_phase_and_resumed_equals_an_uninterrupted_run(uninterru
         assert not survivors, f"processes outlived the killed CLI: {survivors}"
         status = Store(store).run_status("killed")
         assert status in ("running", "failed"), status
-        if sig == signal.SIGTERM:
-            assert status == "failed"  # SIGTERM ends the run like Ctrl-C: recorded as failed
+        if sig == signal.SIGTERM:  # ends the run like Ctrl-C: recorded as failed, the interrupt as cause
+            error = Store(store).query("SELECT error FROM runs WHERE run_id = 'killed'").column(0)[0].as_py()
+            assert status == "failed" and error.startswith("KeyboardInterrupt"), error
     assert killed >= 5
     final = Attempt(base, env)
     code, out = final.finish(timeout=1500)

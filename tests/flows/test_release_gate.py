@@ -30,7 +30,7 @@ def biased(tmp_path_factory) -> Path:
 
 
 def test_a_stronger_planted_bias_fails_the_gate_and_the_shipped_model_passes_itself(biased, tmp_path) -> None:
-    from flows.audit import audit_flow
+    from flows.audit_flow import audit_flow
 
     store = tmp_path / "store"
     shipped = run_audit(AuditConfig(store=store, **SMALL))  # last night's audit of the shipped model

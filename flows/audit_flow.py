@@ -1,4 +1,5 @@
-"""The Prefect `audit` flow: thin wiring of the Prefect-free engine (`audit.run_audit`, which owns
+"""The Prefect `audit` flow (named audit_flow.py: Prefect imports a flow file under its own stem, which must
+not shadow the `audit` package): thin wiring of the Prefect-free engine (`audit.run_audit`, which owns
 the run: resume, reuse, writes, failure policy). The generate and explain steps run as Prefect
 tasks on the flow's task runner (threads, or Dask with `--task-runner dask=ADDRESS`); tasks do not
 retry (the model backend retries its own requests) and cache nothing (the store is the memory).
@@ -6,7 +7,6 @@ retry (the model backend retries its own requests) and cache nothing (the store 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -52,32 +52,15 @@ def audit_flow(
     gate_baseline: str | None = None,
 ) -> dict[str, Any]:
     """Audit a model on POPE/RePOPE-format questions into the Parquet store `store`, then, with
-    `gate` (a policy file such as gate.toml), judge the run with the release gate. The flow run
-    fails when the audit ends `failed` or the gate finds a regression (so Prefect's notifications
-    fire); a gate that cannot judge (e.g. no earlier run to compare with) logs a warning."""
+    `gate` (a policy file such as gate.toml), judge the run with the release gate against
+    `gate_baseline` (default: the policy's). The flow run fails when the audit ends `failed` or the
+    gate finds a regression (so Prefect's notifications fire); a gate that cannot judge (e.g. no
+    earlier run to compare with) logs a warning."""
+    # The other parameters are AuditConfig's fields; unset ones (None) take its defaults.
+    fields = {name: value for name, value in locals().items() if value is not None}
+    gate, gate_baseline = fields.pop("gate", None), fields.pop("gate_baseline", None)
     policy = load_policy(gate) if gate else None  # a bad policy fails before the audit starts
-    config = AuditConfig(
-        store=Path(store),
-        dataset=dataset,
-        annotations=Path(annotations) if annotations else None,
-        images=Path(images) if images else None,
-        **({"splits": tuple(splits)} if splits else {}),
-        limit=limit,
-        sample_seed=sample_seed,
-        backend=backend,
-        model=model,
-        endpoint=tuple(endpoint or ()),
-        backend_options=backend_options or {},
-        explain=explain,
-        regions=regions,
-        search=search,
-        seed=seed,
-        probe_images=probe_images,
-        run_id=run_id,
-        explain_concurrency=explain_concurrency,
-        max_failed_share=max_failed_share,
-        report=report,
-    )
+    config = AuditConfig(**fields)
     logger, progress = get_run_logger(), ProgressLog()
     runner = PrefectRunner({generate_step: generate_task, explain_step: explain_task})
     result = run_audit(
