@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from audit.compare import (
     BETTER,
     MODEL_PREFIX,
@@ -313,7 +315,7 @@ def run_gate(
         con.close()
 
 
-def _judge(con, policy: Policy, cand: RunRef, baseline_spec: str | None, intersect: bool) -> GateResult:
+def _judge(con, policy: Policy, cand: RunRef, baseline_spec: str, intersect: bool) -> GateResult:
     notes: list[str] = []
     if cand.status != "complete":
         reason = f"candidate run {cand.run_id} is {cand.status}" + (f": {cand.error}" if cand.error else "")
@@ -359,10 +361,8 @@ def _judge(con, policy: Policy, cand: RunRef, baseline_spec: str | None, interse
     )
 
 
-def _baseline(con, cand: RunRef, spec: str | None) -> tuple[RunRef | None, str | None]:
+def _baseline(con, cand: RunRef, spec: str) -> tuple[RunRef | None, str | None]:
     """The baseline run, or None and why."""
-    if spec is None:
-        return None, "no baseline given (policy [gate] baseline or --baseline)"
     if spec == PREVIOUS:
         run = latest_complete_run(con, cand.model_id, before=cand)
         if run is None:
@@ -377,8 +377,6 @@ def _baseline(con, cand: RunRef, spec: str | None) -> tuple[RunRef | None, str |
 
 def _own_values(con, cand: RunRef) -> dict[tuple[str, str | None, str | None], float | None]:
     """The candidate's own values: every rate per label set and split (and all), failed share, AMCR."""
-    import numpy as np
-
     counts: dict[tuple[str, str], np.ndarray] = {}
     for v in verdicts(con, cand.run_id):
         for split in {v.split or "all", "all"}:
