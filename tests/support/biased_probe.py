@@ -48,6 +48,7 @@ def plant_bias(
         Conversations,
         SceneBank,
         TrainConfig,
+        collate,
         forward_logits,
         pixel_tensor,
         sample_turns,
@@ -83,14 +84,7 @@ def plant_bias(
             if i in lying:
                 turns.insert(int(rng.integers(0, len(turns) + 1)), (question_text(partner), "Yes"))
             seqs.append(conv.build(turns))
-        T = max(len(s[0]) for s in seqs)
-        input_ids = torch.full((len(seqs), T), pad, dtype=torch.long)
-        labels = torch.full((len(seqs), T), IGNORE, dtype=torch.long)
-        attn = torch.zeros((len(seqs), T), dtype=torch.long)
-        for b, (ids, lab) in enumerate(seqs):
-            input_ids[b, : len(ids)] = torch.tensor(ids)
-            labels[b, : len(lab)] = torch.tensor(lab)
-            attn[b, : len(ids)] = 1
+        input_ids, labels, attn = collate(seqs, pad)
         logits, _ = forward_logits(model, input_ids, pixel_tensor(bank.images[idx]), attn)
         loss = F.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE
