@@ -43,7 +43,8 @@ class AuditConfig:
     images: Path | None = None  # repope: image directory (COCO val2014)
     instances: Path | None = None  # repope: COCO instances file (object ground truth and masks)
     splits: tuple[str, ...] = SPLITS
-    limit: int | None = None  # at most this many unique questions
+    limit: int | None = None  # a stratified sample of this many questions (per split and label)
+    sample_seed: int = 0  # seed of the --limit sample (recorded in the run's sampling record)
     backend: str = "hf"
     model: str | None = None  # model directory (hf, vllm-engine) or served model name (vllm-server)
     endpoint: tuple[str, ...] = ()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from audit.config import AuditConfig
+from audit.sampling import Sampling, stratified_sample
 from auditors.annotations import image_path
-from auditors.benchmarks.base import BenchmarkData, DataSource, Item
+from auditors.benchmarks.base import BenchmarkData, DataSource, Item, SampleRef
 from eagle.types import RGBImage
 
 log = logging.getLogger(__name__)
@@ -38,25 +40,57 @@ def prepare_data(config: AuditConfig) -> DataSource:
     )
 
 
-def load_items(config: AuditConfig, data: DataSource) -> tuple[Any, BenchmarkData, list[Item]]:
-    """The benchmark plug-in, its loaded data, and the items this run asks (`--limit`)."""
+def load_items(config: AuditConfig, data: DataSource) -> tuple[Any, BenchmarkData, list[Item], Sampling]:
+    """The benchmark plug-in, its loaded data, the items this run asks (`--limit`: a seeded
+    stratified sample) and how they were chosen (recorded in the run)."""
     from auditors.benchmarks import get_benchmark
 
     benchmark = get_benchmark(config.benchmark)
     loaded = benchmark.load(data, config.splits)
-    return benchmark, loaded, select_items(loaded.items, config.limit)
+    items, sampling = select_items(loaded.items, config.limit, seed=config.sample_seed)
+    return benchmark, loaded, items, sampling
 
 
-def select_items(items: Sequence[Item], limit: int | None) -> list[Item]:
-    """The items a run asks: every item, or the first `limit` in the benchmark's order. Generic over
-    benchmarks: items carry `split` and `label` for a sampler that stratifies."""
-    return list(items) if limit is None else list(items[:limit])
+def select_items(items: Sequence[Item], limit: int | None, *, seed: int = 0) -> tuple[list[Item], Sampling]:
+    """The items a run asks: every item, or `limit` questions (samples) drawn by `audit.sampling`,
+    each stratum (the split and the sample's label under every label set) keeping its share. Generic
+    over benchmarks. An item is asked when any of its samples is chosen, and scored as those only;
+    its explanations go under its first chosen sample."""
+    label_sets = sorted({ls for item in items for s in item.samples for ls in s.labels})
+    flat = [(i, s) for i, item in enumerate(items) for s in item.samples]
+    # ordered by question id within each stratum (a stable sort: items without ids keep their order)
+    flat.sort(key=lambda p: -1 if p[1].question_id is None else p[1].question_id)
+
+    def stratum(p: tuple[int, SampleRef]) -> tuple[str, ...]:
+        return (p[1].split or "-", *(p[1].labels.get(ls, "-") for ls in label_sets))
+
+    chosen, sampling = stratified_sample(
+        flat, limit, seed=seed, stratum=stratum, strata=("split", *(f"{ls}_label" for ls in label_sets))
+    )
+    keep = {(i, s.sample_id) for i, s in chosen}
+    out = []
+    for i, item in enumerate(items):
+        samples = tuple(s for s in item.samples if (i, s.sample_id) in keep)
+        if len(samples) == len(item.samples):
+            out.append(item)
+        elif samples:
+            out.append(replace(item, samples=samples, item_id=samples[0].sample_id, split=samples[0].split))
+    return out, sampling
 
 
 def sample_order(items: Sequence[Item]) -> dict[str, tuple[int, int]]:
     """Sample id -> (item index, sample index): the run's order of answers rows, whatever order the
     store returns them in (marks, targets and bootstrap intervals depend on it)."""
     return {s.sample_id: (i, k) for i, item in enumerate(items) for k, s in enumerate(item.samples)}
+
+
+def question_set(benchmark: str, items: Sequence[Item], data_checksums: dict[str, str]) -> str:
+    """The fingerprint of the questions a run asks (`storage.verdicts.question_set_fingerprint`):
+    equal for two runs exactly when they answer the same questions against the same label files."""
+    from storage.verdicts import question_set_fingerprint
+
+    questions = [(s.split or "-", s.sample_id) for item in items for s in item.samples]
+    return question_set_fingerprint(benchmark, questions, data_checksums)
 
 
 def load_image(images: Path, name: str) -> RGBImage:
@@ -94,6 +128,7 @@ __all__ = [
     "load_image",
     "load_items",
     "prepare_data",
+    "question_set",
     "sample_order",
     "select_items",
 ]

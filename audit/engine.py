@@ -112,8 +112,13 @@ def run_audit(
     runner = runner or LocalRunner()
     check_inputs(config)
     data = prepare_data(config)
-    benchmark, loaded, items = load_items(config, data)  # a malformed line stops here, before any model call
-    log.info("%s: %d items from %s", benchmark.name, len(items), data.annotations or data.images)
+    # a malformed line stops the run here, before any model call
+    benchmark, loaded, items, sampling = load_items(config, data)
+    log.info(
+        "%s: %d questions (%s) from %s: %d items to ask",
+        benchmark.name, sampling.questions, ", ".join(config.splits),
+        data.annotations or data.images, len(items),
+    )  # fmt: skip
     backend = backend_for(config)
     digest = weights_digest(config)
     info = backend.info() if hasattr(backend, "info") else {}
@@ -121,6 +126,8 @@ def run_audit(
         config,
         data,
         loaded,
+        items,
+        sampling,
         model_id=model_id(config, backend),
         weights_digest=digest,
         backend_info=info,

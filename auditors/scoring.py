@@ -18,6 +18,7 @@ percentile interval). Seeded, so the same answers give the same interval.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -158,11 +159,16 @@ class Interval:
         }
 
 
-_COLUMNS = ("tp", "fp", "tn", "fn")
+OUTCOME_COLUMNS: tuple[Outcome, ...] = ("tp", "fp", "tn", "fn", "unparsed")
+# Rates computable from outcome counts besides METRICS: FP / (FP + TN), and unparsed / all answers.
+EXTRA_RATES = ("hallucination_rate", "unparsed_share")
 
 
-def _metric_arrays(counts: np.ndarray, metric: str) -> np.ndarray:
-    """Vectorised metric over rows of (..., 4) counts [tp, fp, tn, fn]; NaN where undefined."""
+def metric_values(counts: np.ndarray, metric: str) -> np.ndarray:
+    """A metric over rows of outcome counts, vectorised: `counts` is (..., 5) in OUTCOME_COLUMNS
+    order (tp, fp, tn, fn, unparsed; (..., 4) without unparsed), the result (...) float64 with NaN
+    where the metric is undefined. The formulas are `Confusion`'s; `hallucination_rate` is its
+    false_positive_rate and `unparsed_share` is unparsed / n."""
     tp, fp, tn, fn = (counts[..., i].astype(np.float64) for i in range(4))
     if metric == "precision":
         num, den = tp, tp + fp
@@ -174,10 +180,49 @@ def _metric_arrays(counts: np.ndarray, metric: str) -> np.ndarray:
         num, den = tp + tn, tp + fp + tn + fn
     elif metric == "yes_ratio":
         num, den = tp + fp, tp + fp + tn + fn
+    elif metric == "hallucination_rate":
+        num, den = fp, fp + tn
+    elif metric == "unparsed_share":
+        if counts.shape[-1] < 5:
+            raise ValueError("unparsed_share needs (..., 5) counts with the unparsed column")
+        num = counts[..., 4].astype(np.float64)
+        den = tp + fp + tn + fn + num
     else:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS + EXTRA_RATES)}")
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def outcome_counts(outcomes: Sequence[str], clusters: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
+    """Per-cluster outcome counts: (cluster id -> row, (G, 5) int64 counts in OUTCOME_COLUMNS order),
+    rows in order of first appearance."""
+    if len(outcomes) != len(clusters):
+        raise ValueError(
+            f"{len(outcomes)} outcomes but {len(clusters)} cluster ids: give one image per answer"
+        )
+    ids: dict[str, int] = {}
+    for c in clusters:
+        ids.setdefault(c, len(ids))
+    counts = np.zeros((len(ids), len(OUTCOME_COLUMNS)), np.int64)
+    for o, c in zip(outcomes, clusters, strict=True):
+        if o not in OUTCOME_COLUMNS:
+            raise ValueError(f"unknown outcome {o!r}; expected one of {', '.join(OUTCOME_COLUMNS)}")
+        counts[ids[c], OUTCOME_COLUMNS.index(o)] += 1
+    return ids, counts
+
+
+@functools.lru_cache(maxsize=8)
+def bootstrap_weights(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_clusters) multiplicities: each replicate draws `n_clusters` clusters with
+    replacement. Every bootstrap in the project resamples through this one function. Read-only and
+    cached: a comparison's groups over the same number of images share one draw matrix."""
+    rng = np.random.default_rng(seed)
+    if n_clusters == 0:
+        weights = np.zeros((n_boot, 0), np.int64)
+    else:
+        weights = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
+    weights.flags.writeable = False
+    return weights
 
 
 def cluster_bootstrap(
@@ -194,28 +239,17 @@ def cluster_bootstrap(
     bootstrap replicate draws as many images as there are, with replacement, and sums their
     counts; unparsed answers drop out exactly as in `Confusion`.
     """
-    if len(outcomes) != len(clusters):
-        raise ValueError(
-            f"{len(outcomes)} outcomes but {len(clusters)} cluster ids: give one image per answer"
-        )
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    ids: dict[str, int] = {}
-    per_cluster = np.zeros((len(set(clusters)), 4), np.int64)  # (G, 4) counts per image
-    for o, c in zip(outcomes, clusters, strict=True):
-        g = ids.setdefault(c, len(ids))
-        if o in _COLUMNS:
-            per_cluster[g, _COLUMNS.index(o)] += 1
-        elif o != "unparsed":
-            raise ValueError(f"unknown outcome {o!r}")
+    ids, per_cluster = outcome_counts(outcomes, clusters)  # (G, 5) counts per image
     n_clusters = len(ids)
     total = per_cluster.sum(axis=0)
-    boot = _replicates(n_clusters, n_boot, seed) @ per_cluster  # (n_boot, 4) counts
+    boot = bootstrap_weights(n_clusters, n_boot, seed) @ per_cluster  # (n_boot, 5)
     out: dict[str, Interval] = {}
     for metric in metrics:
-        estimate = float(_metric_arrays(total, metric))
+        estimate = float(metric_values(total, metric))
         out[metric] = _interval(
-            metric, estimate, _metric_arrays(boot, metric), level, n_boot, n_clusters, seed
+            metric, estimate, metric_values(boot, metric), level, n_boot, n_clusters, seed
         )
     return out
 
@@ -245,21 +279,13 @@ def ratio_bootstrap(
     for num, den, c in zip(numerators, denominators, clusters, strict=True):
         per_cluster[ids.setdefault(c, len(ids)), :] += (num, den)
     total = per_cluster.sum(axis=0)
-    boot = _replicates(len(ids), n_boot, seed) @ per_cluster  # (n_boot, 2)
+    boot = bootstrap_weights(len(ids), n_boot, seed) @ per_cluster  # (n_boot, 2)
 
     def ratio(x: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(x[..., 1] > 0, x[..., 0] / np.where(x[..., 1] > 0, x[..., 1], 1), np.nan)
 
     return _interval(metric, float(ratio(total)), ratio(boot), level, n_boot, len(ids), seed)
-
-
-def _replicates(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, G) multiplicities of each cluster in each bootstrap replicate (seeded)."""
-    if not n_clusters:
-        return np.zeros((n_boot, 0), np.int64)
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
 
 
 def _interval(

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "query": "eagle_audit.commands.query:query",
     "store": "eagle_audit.commands.store:store",
     "report": "eagle_audit.commands.report:report",
+    "compare": "eagle_audit.commands.compare:compare",
+    "gate": "eagle_audit.commands.gate:gate",
 }
 DEBUG_ENV = "EAGLE_AUDIT_DEBUG"
 

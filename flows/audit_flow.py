@@ -10,18 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from audit import AuditConfig, run_audit
 from audit.engine import AuditResult, ProgressLog
 from audit.explain import explain as explain_step
+from audit.gate import CANNOT, FAIL, GateFailed, GateResult, load_policy, run_gate
 from audit.generate import generate as generate_step
 from flows.runners import PrefectRunner
 
 _STEP = {"cache_policy": NONE, "persist_result": False, "retries": 0}
 generate_task = task(generate_step, name="generate", **_STEP)
 explain_task = task(explain_step, name="explain", **_STEP)
+gate_task = task(run_gate, name="gate", **_STEP)
 
 
 @flow(name="audit", log_prints=False)
@@ -48,12 +50,20 @@ def audit_flow(
     explain_concurrency: int = 1,
     max_failed_share: float = 0.05,
     report: bool = True,
+    sample_seed: int = 0,
+    gate: str | None = None,
+    gate_baseline: str | None = None,
 ) -> dict[str, Any]:
     """Audit a model on a benchmark (`benchmark`: "pope", "captions" or any registered plug-in)
-    into the Parquet store `store`; the flow run fails when the audit ends `failed` (so Prefect's
-    notifications fire)."""
-    # The parameters are AuditConfig's fields; unset ones (None) take its defaults.
-    config = AuditConfig(**{name: value for name, value in locals().items() if value is not None})
+    into the Parquet store `store`, then, with `gate` (a policy file such as gate.toml), judge the
+    run with the release gate against `gate_baseline` (default: the policy's). The flow run fails
+    when the audit ends `failed` or the gate finds a regression (so Prefect's notifications fire); a
+    gate that cannot judge (e.g. no earlier run to compare with) logs a warning."""
+    # The other parameters are AuditConfig's fields; unset ones (None) take its defaults.
+    fields = {name: value for name, value in locals().items() if value is not None}
+    gate, gate_baseline = fields.pop("gate", None), fields.pop("gate_baseline", None)
+    policy = load_policy(gate) if gate else None  # a bad policy fails before the audit starts
+    config = AuditConfig(**fields)
     logger, progress = get_run_logger(), ProgressLog()
     runner = PrefectRunner({generate_step: generate_task, explain_step: explain_task})
     result = run_audit(
@@ -62,7 +72,22 @@ def audit_flow(
         progress=lambda step, done, total: _progress(logger, progress, step, done, total),
     )
     _artifacts(result)
-    return result.to_dict()
+    summary = result.to_dict()
+    if policy is not None:
+        verdict: GateResult = gate_task(config.store, policy, result.run_id, baseline=gate_baseline)
+        summary["gate"] = verdict.to_dict()
+        create_markdown_artifact(
+            key="release-gate",
+            markdown=f"```\n{verdict.explain()}\n```",
+            description=f"Release gate of run {result.run_id}: {verdict.verdict}",
+        )
+        if verdict.verdict == FAIL:
+            raise GateFailed(verdict, summary)
+        if verdict.verdict == CANNOT:
+            logger.warning("release gate cannot judge run %s:\n%s", result.run_id, verdict.explain())
+        else:
+            logger.info("release gate passed:\n%s", verdict.explain())
+    return summary
 
 
 def _progress(logger: Any, local: ProgressLog, step: str, done: int, total: int) -> None:

@@ -133,6 +133,21 @@ def sample_turns(names: list[str], rng: np.random.Generator, cfg: TrainConfig) -
     return turns
 
 
+def collate(
+    seqs: list[tuple[list[int], list[int]]], pad: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (input_ids, labels, attention_mask), each (B, T), from (ids, labels) conversations."""
+    T = max(len(s[0]) for s in seqs)
+    input_ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    labels = torch.full((len(seqs), T), IGNORE, dtype=torch.long)
+    attn = torch.zeros((len(seqs), T), dtype=torch.long)
+    for b, (ids, lab) in enumerate(seqs):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        labels[b, : len(lab)] = torch.tensor(lab)
+        attn[b, : len(ids)] = 1
+    return input_ids, labels, attn
+
+
 def pixel_tensor(images: np.ndarray) -> torch.Tensor:
     """The probe processor's normalisation ((x/255 - 0.5)/0.5), (B, 3, H, W) float32."""
     x = torch.from_numpy(images).float().div_(255.0)
@@ -208,15 +223,9 @@ def train(
     t_loop = time.time()
     for step in range(cfg.steps):
         idx = rng.integers(0, len(bank), size=cfg.batch_size)
-        seqs = [conv.build(sample_turns(bank.names[i], rng, cfg)) for i in idx]
-        T = max(len(s[0]) for s in seqs)
-        input_ids = torch.full((len(seqs), T), pad, dtype=torch.long)
-        labels = torch.full((len(seqs), T), IGNORE, dtype=torch.long)
-        attn = torch.zeros((len(seqs), T), dtype=torch.long)
-        for b, (ids, lab) in enumerate(seqs):
-            input_ids[b, : len(ids)] = torch.tensor(ids)
-            labels[b, : len(lab)] = torch.tensor(lab)
-            attn[b, : len(ids)] = 1
+        input_ids, labels, attn = collate(
+            [conv.build(sample_turns(bank.names[i], rng, cfg)) for i in idx], pad
+        )
         images = bank.images[idx]
         if rng.random() < 0.5:  # horizontal flips keep every label true and double the scenes
             images = images[:, :, ::-1]

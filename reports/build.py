@@ -20,13 +20,13 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
 from reports import figures, images, queries
+from reports.changes import headline, judge, judge_difference
 from reports.queries import CardRow, ReportError, RunInfo, SplitMetrics
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ METRIC_COLUMNS = (  # (key, label, which direction is better: "higher", "lower" 
     ("unparsed", "Unparsed", "lower"),
     ("hallucination_rate", "Halluc. rate", "lower"),
 )
-NO_CHANGE = 0.001  # |Δ| at or below this reads "no change"
 PAGE_SIZE = 20
 
 
@@ -65,22 +64,10 @@ def _r(values: Iterable[float] | None, digits: int = 4) -> list[float | None] | 
     return [None if v is None or not math.isfinite(v) else round(float(v), digits) for v in values]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Delta:
-    value: float
-    verdict: str  # "better", "worse", "no change", "changed" (no preferred direction)
-
-
-def _delta(now: float | None, before: float | None, better: str | None) -> Delta | None:
-    if now is None or before is None:
-        return None
-    d = now - before
-    if abs(d) <= NO_CHANGE:
-        return Delta(value=d, verdict="no change")
-    if better is None:
-        return Delta(value=d, verdict="changed")
-    good = d > 0 if better == "higher" else d < 0
-    return Delta(value=d, verdict="better" if good else "worse")
+# `unparsed` is shown as a count with its share; its change is the change of the share.
+_PAIRED_METRIC = {"unparsed": "unparsed_share"}
+# Settings of the change intervals: the same as `eagle-audit compare`'s defaults, so both agree.
+CHANGE_LEVEL, CHANGE_BOOTSTRAP, CHANGE_SEED = 0.95, 2000, 0
 
 
 def _metric_value(m: SplitMetrics, key: str) -> float | None:
@@ -89,45 +76,72 @@ def _metric_value(m: SplitMetrics, key: str) -> float | None:
     return getattr(m, key)
 
 
-def _summary_rows(now: list[SplitMetrics], before: list[SplitMetrics]) -> list[dict[str, Any]]:
-    prev = {(m.split, m.label_set): m for m in before}
+Changes = dict[tuple[str, str], dict[str, Any]]  # (split, label set) -> metric -> PairedDifference
+
+
+def _summary_rows(now: list[SplitMetrics], changes: Changes) -> list[dict[str, Any]]:
     rows = []
     for m in now:
-        p = prev.get((m.split, m.label_set))
+        diffs = changes.get((m.split, m.label_set), {})
         cells = []
         for key, label, better in METRIC_COLUMNS:
-            value = _metric_value(m, key)
+            diff = diffs.get(_PAIRED_METRIC.get(key, key))
             cells.append(
                 {
                     "key": key,
                     "label": label,
-                    "value": value,
+                    "value": _metric_value(m, key),
                     "count": m.unparsed if key == "unparsed" else None,
-                    "delta": _delta(value, _metric_value(p, key) if p else None, better),
+                    "delta": judge_difference(diff, better) if diff is not None else None,
                 }
             )
         rows.append({"m": m, "cells": cells})
     return rows
 
 
-def _verdict(now: queries.TrendPoint | None, before: queries.TrendPoint | None) -> dict[str, Any] | None:
-    """Headline change of the pooled RePOPE F1 and hallucination rate against the previous run."""
-    if now is None or before is None:
+def _changes_since(con, run: RunInfo, before: RunInfo | None) -> tuple[Changes, dict[str, Any] | None]:
+    """Changes since the previous run per (split, label set), on the questions both runs answered
+    (paired bootstrap intervals), and a note when the two runs' question sets differ."""
+    if before is None:
+        return {}, None
+    from auditors.comparison import RATES, compare_groups
+    from storage.verdicts import paired_verdicts, question_set
+
+    now_q, before_q = question_set(con, run.run_id), question_set(con, before.run_id)
+    shared = now_q.sample_ids & before_q.sample_ids
+    note = None
+    if now_q.fingerprint != before_q.fingerprint:
+        note = {"shared": len(shared), "now": len(now_q.sample_ids), "before": len(before_q.sample_ids)}
+    pairs, _ = paired_verdicts(con, before.run_id, run.run_id, shared)
+    groups = compare_groups(
+        pairs, metrics=RATES, level=CHANGE_LEVEL, n_boot=CHANGE_BOOTSTRAP, seed=CHANGE_SEED, by_class=False
+    )
+    return {(g.split, g.label_set): g.differences for g in groups}, note
+
+
+def _chair_delta(now: Any, before: Any, key: str) -> Any:
+    """A CHAIR change, without an interval (the store keeps CHAIR as totals): never coloured."""
+    a, b = (getattr(now, key), getattr(before, key)) if now and before else (None, None)
+    return judge(a - b, "lower") if a is not None and b is not None else None
+
+
+def _questions(con, run_id: str) -> dict[str, Any]:
+    from storage.verdicts import question_set
+
+    q = question_set(con, run_id)
+    return {"count": len(q.sample_ids), "fingerprint": q.fingerprint, "sampling": q.sampling}
+
+
+def _verdict(changes: Changes) -> dict[str, Any] | None:
+    """Headline change of the pooled RePOPE F1 and hallucination rate against the previous run:
+    better or worse only where the interval of the change excludes 0."""
+    diffs = changes.get(("all", "repope"))
+    if not diffs:
         return None
-    f1 = _delta(now.f1, before.f1, "higher")
-    hr = _delta(now.hallucination_rate, before.hallucination_rate, "lower")
-    got = {d.verdict for d in (f1, hr) if d is not None}
-    if not got:
-        return None
-    if got <= {"no change"}:
-        word = "no change"
-    elif "worse" not in got:
-        word = "better"
-    elif "better" not in got:
-        word = "worse"
-    else:
-        word = "mixed"
-    return {"word": word, "f1": f1, "hallucination_rate": hr}
+    f1 = judge_difference(diffs["f1"], "higher")
+    hr = judge_difference(diffs["hallucination_rate"], "lower")
+    word = headline([f1, hr])
+    return None if word is None else {"word": word, "f1": f1, "hallucination_rate": hr}
 
 
 def _card_payload(card: CardRow, index: int, image_key: str | None, heat_uri: str | None) -> dict[str, Any]:
@@ -225,7 +239,7 @@ def _render_cards(
     return payloads, pictures, missing
 
 
-def _environment():
+def template_environment():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(
@@ -243,7 +257,7 @@ def _environment():
     return env
 
 
-def _image_root(run: RunInfo, store_root: Path, override: str | Path | None) -> Path | None:
+def image_root_of(run: RunInfo, store_root: Path, override: str | Path | None) -> Path | None:
     """Where the run's images are: `override`, else the run config's `image_root`, else its `images`
     (the audit's --images), else the probe world the audit generated under the store (its layout
     <store>/datasets/probe-seed{seed}-n{probe_images}/images). The first existing directory wins."""
@@ -258,6 +272,16 @@ def _image_root(run: RunInfo, store_root: Path, override: str | Path | None) -> 
         if isinstance(candidate, str | Path) and str(candidate) and Path(candidate).is_dir():
             return Path(candidate)
     return None
+
+
+def open_store(store_path: str | os.PathLike[str]):  # -> storage.store.Store
+    """The existing store a report reads; ReportError when there is none."""
+    from storage.store import Store, StoreNotFoundError
+
+    try:
+        return Store(store_path, create=False)
+    except (StoreNotFoundError, ValueError) as exc:
+        raise ReportError(str(exc)) from exc
 
 
 def build_report(
@@ -288,24 +312,22 @@ def build_report(
         >>> build_report("results/", model="probe/llava-probe-128", out="audit.html")  # doctest: +SKIP
         PosixPath('audit.html')
     """
-    from storage.store import Store, StoreNotFoundError
-
-    try:
-        store = Store(store_path, create=False)
-    except (StoreNotFoundError, ValueError) as exc:
-        raise ReportError(str(exc)) from exc
+    store = open_store(store_path)
     con = store.connect()
     try:
         run = queries.select_run(con, run_id, model)
         before = queries.previous_run(con, run)
         metrics_now = queries.split_metrics(con, run.run_id)
-        metrics_before = queries.split_metrics(con, before.run_id) if before else []
+        changes, question_note = _changes_since(con, run, before)
         trend = queries.trend(con, run.model_id, include=run.run_id)
         card_rows = queries.cards(con, run.run_id, limit=max_cards)
         context = {
             "run": run,
             "previous": before,
-            "summary_rows": _summary_rows(metrics_now, metrics_before),
+            "summary_rows": _summary_rows(metrics_now, changes),
+            "question_note": question_note,
+            "questions": _questions(con, run.run_id),
+            "change_level": CHANGE_LEVEL,
             "metric_columns": METRIC_COLUMNS,
             "metrics_source": metrics_now[0].source if metrics_now else None,
             "chair": (chair := queries.chair_metrics(con, run.run_id)),
@@ -321,24 +343,18 @@ def build_report(
         con.close()
 
     chair, chair_before = context["chair"], context["chair_before"]
-    context["chair_deltas"] = {
-        key: _delta(getattr(chair, key), getattr(chair_before, key), "lower")
-        if chair and chair_before
-        else None
-        for key in ("chair_i", "chair_s")
-    }
-    root = _image_root(run, store.root, image_root)
+    context["chair_deltas"] = {key: _chair_delta(chair, chair_before, key) for key in ("chair_i", "chair_s")}
+    root = image_root_of(run, store.root, image_root)
     payloads, pictures, missing_maps = _render_cards(card_rows, store, root, progress)
     by_run = {p.run_id: p for p in trend}
     now_point = by_run.get(run.run_id)
-    before_point = by_run.get(before.run_id) if before else None
     points = {
         key: [figures.Point(key=p.run_id, when=p.started_at, value=getattr(p, key)) for p in trend]
         for key in ("hallucination_rate", "f1")
     }
     context.update(
         generated_at=dt.datetime.now(dt.UTC),
-        verdict=_verdict(now_point, before_point),
+        verdict=_verdict(changes),
         trend=trend,
         trend_now=now_point,
         hallucination_svg=figures.trend_svg(
@@ -369,7 +385,7 @@ def build_report(
         palette=figures.INFLUENCE_PALETTE,
         highlight=figures.HIGHLIGHT,
     )
-    env = _environment()
+    env = template_environment()
     script = env.get_template("_partials/_script.js").render()
     # The page's one script is allowed by its hash: even markup that slipped through escaping could
     # not run a script of its own, and default-src 'none' blocks every fetch.
@@ -377,10 +393,10 @@ def build_report(
         script=Markup(script), script_hash=base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     )
     html = env.get_template("report.html").render(**context)
-    return _write_atomic(Path(out), html)
+    return write_atomic(Path(out), html)
 
 
-def _write_atomic(out: Path, html: str) -> Path:
+def write_atomic(out: Path, html: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -23,11 +23,12 @@ import hashlib
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # 2: explanations.cache_key
 # 3: benchmark-neutral labels: answers.labels and answers.outcomes (label set -> label / outcome)
 #    replace answers.pope_label / repope_label (the views still derive those for POPE rows);
 #    marks.token_end (a caption mention spans tokens); explanations.objective, .label_set, .drivers
+# 4: runs.question_set (the question-set fingerprint) and runs.sampling (how --limit chose)
 
 # Parquet key-value metadata written into every part file.
 METADATA_KEY = b"eagle_audit.schema_version"
@@ -55,6 +56,10 @@ RUNS = pa.schema(
         _f("config", pa.string()),  # JSON object: anything else needed to reproduce the run
         _f("host", pa.string()),
         _f("schema_version", pa.int32(), False),
+        # sha256 of the run's question set: benchmark, splits, question (sample) ids and label-file
+        # checksums (storage.verdicts.question_set_fingerprint); runs compare only on equal sets (v4)
+        _f("question_set", pa.string()),
+        _f("sampling", pa.string()),  # JSON object: how the questions were chosen (method, limit, seed, ...)
     ]
 )
 

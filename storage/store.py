@@ -114,6 +114,8 @@ class RunRecord:
     benchmark: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     host: str | None = field(default_factory=socket.gethostname)
+    question_set: str | None = None  # fingerprint of the questions asked (storage.verdicts)
+    sampling: dict[str, Any] | None = None  # how they were chosen: method, limit, seed, strata
 
     def __post_init__(self) -> None:
         if self.started_at.tzinfo is None:
@@ -143,6 +145,8 @@ class RunRecord:
             "config": to_json(self.config),
             "host": self.host,
             "schema_version": SCHEMA_VERSION,
+            "question_set": self.question_set,
+            "sampling": None if self.sampling is None else to_json(self.sampling),
         }
 
 
@@ -155,6 +159,7 @@ _RESUME_FIELDS = (
     "seed",
     "data_checksums",
     "code_version",
+    "question_set",
 )
 
 
@@ -446,7 +451,8 @@ class Store:
         diffs = [
             f"{name}: stored {old[name]!r}, now {new[name]!r}"
             for name in _RESUME_FIELDS
-            if old[name] != new[name]
+            # a run begun before question sets were recorded (schema < 3) resumes on its answers
+            if old[name] != new[name] and not (name == "question_set" and old[name] is None)
         ]
         if diffs:
             raise RunStateError(

@@ -32,7 +32,10 @@ from auditors.parsing import parse_yes_no
 from auditors.scoring import Confusion, cluster_bootstrap, outcome
 
 BOOTSTRAP_REPLICATES = 500
-YES_NO_HEADLINE = ("precision", "recall", "f1", "accuracy", "yes_ratio", "unparsed")
+# the summary's columns; hallucination_rate is FP / (FP + TN), the share of "no" questions answered "yes"
+YES_NO_HEADLINE = (
+    "precision", "recall", "f1", "accuracy", "yes_ratio", "unparsed", "fp", "tn", "hallucination_rate",
+)  # fmt: skip
 
 
 def stored_outcome(label: str, verdict: str) -> str:
@@ -156,6 +159,8 @@ def yes_no_metrics(rows: Sequence[Mapping[str, Any]], splits: Sequence[str]) -> 
                 if name == "accuracy":
                     se = (iv.high - iv.low) / 3.92  # normal-approximation standard error off the interval
         c = Confusion.from_outcomes(outcomes)
+        if c.false_positive_rate is not None:
+            values["hallucination_rate"] = c.false_positive_rate
         out.append(
             MetricGroup(split=split, label_set=label_set, n=c.n, confusion=c, values=values, accuracy_se=se)
         )

@@ -49,7 +49,14 @@ class UsageFailure(click.ClickException):
 @click.option(
     "--splits", default="random,popular,adversarial", show_default=True, help="Comma-separated POPE splits."
 )
-@click.option("--limit", type=int, default=None, help="Ask at most N unique questions.")
+@click.option(
+    "--limit", type=int, default=None,
+    help="Ask a random sample of N questions, stratified per split and label (seed: --sample-seed); "
+    "a pair shared by several chosen questions is asked once.",
+)  # fmt: skip
+@click.option(
+    "--sample-seed", type=int, default=0, show_default=True, help="Seed of the --limit sample (recorded)."
+)
 @backend_options
 @click.option(
     "--explain", default="all", show_default=True, help="Hallucinations to explain: all, none, or a number."
@@ -82,12 +89,19 @@ class UsageFailure(click.ClickException):
 )  # fmt: skip
 @click.option("--no-prefect", is_flag=True, help="Run the audit engine directly, without Prefect.")
 @click.option("--no-report", is_flag=True, help="Do not write the HTML report.")
+@click.option(
+    "--gate", "gate_policy", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="After the audit, judge the run with this release-gate policy (see gate.toml); "
+    "exit 1 on a regression.",
+)  # fmt: skip
+@click.option("--gate-baseline", default=None, help="Baseline of --gate (default: the policy's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", count=True, help="-v: library logs (Prefect, HTTP); -vv: debug.")
 def audit(
-    benchmark, dataset, annotations, images, instances, splits, limit, backend, model, endpoint, concurrency,
-    timeout, deadline, dtype, explain, regions, search, store, run_id, seed, probe_images, max_new_tokens,
-    explain_concurrency, max_failed_share, task_runner, no_prefect, no_report, as_json, verbose,
+    benchmark, dataset, annotations, images, instances, splits, limit, sample_seed, backend, model, endpoint,
+    concurrency, timeout, deadline, dtype, explain, regions, search, store, run_id, seed, probe_images,
+    max_new_tokens, explain_concurrency, max_failed_share, task_runner, no_prefect, no_report, gate_policy,
+    gate_baseline, as_json, verbose,
 ) -> None:  # fmt: skip
     """Audit a model: ask a benchmark's questions (POPE/RePOPE yes/no, or captions), mark
     hallucinated tokens, explain them with EAGLE, and write everything to a Parquet store. With no
@@ -105,6 +119,7 @@ def audit(
             instances=instances.resolve() if instances else None,
             splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
             limit=limit,
+            sample_seed=sample_seed,
             backend=backend,
             model=model,
             endpoint=tuple(e.strip() for e in (endpoint or "").split(",") if e.strip()),
@@ -123,6 +138,11 @@ def audit(
             report=not no_report,
         )
         check_inputs(config)
+        gate = None
+        if gate_policy is not None:
+            from audit.gate import load_policy
+
+            gate = load_policy(gate_policy)  # a bad policy fails now, not after the audit
         if not no_prefect:
             from flows.runners import check_task_runner
 
@@ -130,10 +150,27 @@ def audit(
     except (ConfigError, ValueError) as exc:
         raise UsageFailure(str(exc)) from exc
     _stop_on_sigterm()
-    result = _run_engine(config) if no_prefect else _run_flow(config, task_runner, verbose)
+    gate_params = {"gate": str(gate_policy.resolve()), "gate_baseline": gate_baseline} if gate else {}
+    if no_prefect:
+        result = _run_engine(config)
+        if gate is not None and result["status"] == "complete":
+            result["gate"] = _run_gate(config, gate, result["run_id"], gate_baseline)
+    else:
+        result = _run_flow(config, task_runner, verbose, gate_params)
     _print(result, as_json)
     if result["status"] != "complete":
         raise click.ClickException(f"run {result['run_id']} failed: {result['error']}")
+    if result.get("gate", {}).get("verdict") == "fail":
+        raise click.ClickException(f"run {result['run_id']} failed the release gate {gate_policy}")
+
+
+def _run_gate(config: Any, policy: Any, run_id: str, baseline: str | None) -> dict[str, Any]:
+    from audit.gate import run_gate
+
+    try:
+        return run_gate(config.store, policy, run_id, baseline=baseline).to_dict()
+    except Exception as exc:
+        raise _as_click_error(exc) from exc
 
 
 def _run_engine(config: Any) -> dict[str, Any]:
@@ -147,11 +184,12 @@ def _run_engine(config: Any) -> dict[str, Any]:
         raise _as_click_error(exc) from exc
 
 
-def _run_flow(config: Any, task_runner: str, verbose: int) -> dict[str, Any]:
+def _run_flow(config: Any, task_runner: str, verbose: int, extra: dict[str, Any]) -> dict[str, Any]:
     """The flow against PREFECT_API_URL, or a temporary server beside the store that dies with this
-    process. The model loads while the server starts."""
+    process. The model loads while the server starts. `extra`: flow parameters beyond the config."""
     from audit import AuditFailed
     from audit.backend import backend_for
+    from audit.gate import GateFailed
     from flows.server import TemporaryPrefectServer
 
     os.environ.setdefault("PREFECT_HOME", str(config.store / ".prefect"))
@@ -181,9 +219,11 @@ def _run_flow(config: Any, task_runner: str, verbose: int) -> dict[str, Any]:
         )
         try:
             with temporary_settings({PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
-                return flow(**_flow_parameters(config))
+                return flow(**_flow_parameters(config), **extra)
         except AuditFailed as exc:
             return exc.result.to_dict()
+        except GateFailed as exc:
+            return exc.summary
     except click.ClickException:
         raise
     except Exception as exc:
@@ -251,7 +291,7 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps the whole table
     table = Table(
         title=f"run {summary['run_id']} ({summary['benchmark']}, {summary['status']}): "
         f"{summary['questions']} items, {summary['failed_samples']} failed, "
@@ -266,6 +306,8 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     console.print(f"store:  {summary['store']}")
     if summary.get("report"):
         console.print(f"report: {summary['report']}")
+    if summary.get("gate"):
+        console.print(summary["gate"]["explanation"], markup=False, highlight=False)
     console.print(
         f"query:  eagle-audit query --store {summary['store']} "
         f"\"SELECT * FROM metrics WHERE run_id = '{summary['run_id']}'\""

@@ -80,6 +80,7 @@ def test_deploy_registers_the_nightly_audit_and_a_worker_runs_it(tmp_path: Path)
         assert dep["parameters"]["store"] == str(store), (
             "the store parameter comes from EAGLE_AUDIT_STORE at deploy time"
         )
+        assert dep["parameters"]["gate"] == "gate.toml"  # the release gate runs after each audit
         params = {"probe_images": 4, "explain": "1", "regions": 8, "report": False}
         args = [a for k, v in params.items() for a in ("--param", f"{k}={json.dumps(v)}")]
         cli("deployment", "run", "audit/nightly-probe", *args)
@@ -98,6 +99,15 @@ def test_deploy_registers_the_nightly_audit_and_a_worker_runs_it(tmp_path: Path)
         with urllib.request.urlopen(req, timeout=30) as r:
             completed = json.loads(r.read())
         assert len(completed) == 1 and completed[0]["parameters"]["probe_images"] == 4
+        # the gate ran (the first night has no earlier run to compare with: it cannot judge, and says so)
+        body = json.dumps({"artifacts": {"key": {"any_": ["release-gate"]}}}).encode()
+        req = urllib.request.Request(
+            f"{api}/artifacts/filter", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            artifacts = json.loads(r.read())
+        assert [a["flow_run_id"] for a in artifacts] == [completed[0]["id"]]
+        assert "Gate CANNOT JUDGE" in artifacts[0]["data"]
         con = Store(store).connect()
         status = con.execute("SELECT status FROM runs").fetchall()
         assert status == [("complete",)]

@@ -61,7 +61,7 @@ def test_header_names_the_latest_run_and_its_previous_run(report_path, audit):
     }
     assert text["run-id"] == runs[-1]
     assert text["previous-run"] == runs[-2]
-    assert text["verdict"] in ("better", "worse", "mixed", "no change")
+    assert text["verdict"] in ("better", "worse", "mixed", "within noise", "no change")
 
 
 def test_chair_numbers_come_from_the_metrics_view(report_path, con, audit):

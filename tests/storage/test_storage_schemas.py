@@ -24,6 +24,7 @@ PINNED = {
     1: "e93be97523a72c1f5d28ec96459f6953f6d9dba41bcaca9e5a48c3bb996939fe",
     2: "2f976a159bd48bde9ff08fdf1bcebe5d7f21d8e5a3d7ded8c2aeaec9d11d6b23",
     3: "03ef3eb07a23fcfe2a49e74a7f40f87043792cc2514fbbd2bfec62a06d101037",
+    4: "546039eabd8ee9c2f036c48b41066ee7a326706a49f1073069cfae514c35240e",
 }
 
 text = st.text(max_size=40)  # any unicode (no surrogates), including NUL, quotes, RTL, emoji
