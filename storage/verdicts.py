@@ -165,20 +165,15 @@ class Verdict:
 
 
 def verdicts(con, run_id: str) -> list[Verdict]:
-    """Every scored yes/no answer of the run, once per label set that labels it (POPE and RePOPE
-    today); failed samples (no answer) and unlabelled questions are left out."""
+    """Every scored yes/no answer of the run, once per label set that labels it (POPE and RePOPE,
+    or any yes/no benchmark's label sets: the `answer_labels` view); failed samples (no answer),
+    unlabelled questions and outcomes that are not yes/no (captions) are left out."""
     rows = _rows(
         con,
         """SELECT sample_id, benchmark, split, image, question, object_class, label_set, label, verdict,
             lower(outcome) AS outcome, answer_text
-        FROM (
-            SELECT *, 'pope' AS label_set, pope_label AS label, pope_outcome AS outcome
-                FROM answers WHERE run_id = $run
-            UNION ALL BY NAME
-            SELECT *, 'repope' AS label_set, repope_label AS label, repope_outcome AS outcome
-                FROM answers WHERE run_id = $run
-        )
-        WHERE outcome IS NOT NULL
+        FROM answer_labels
+        WHERE run_id = $run AND lower(outcome) IN ('tp', 'fp', 'tn', 'fn', 'unparsed')
         ORDER BY label_set, sample_id""",
         {"run": run_id},
     )

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from auditors.benchmarks.yesno import stored_outcome
 from storage.store import RunRecord, Store
 
 CHECKSUMS = {"coco_pope_random.json": "ab" * 32, "coco_repope_random.json": "cd" * 32}
@@ -85,6 +86,7 @@ def write_run(
         error = "cannot read image" if q.sample_id in failed else None
         text = None if error else {"yes": "Yes", "no": "No"}.get(verdict or "", "Perhaps.")
         text = (texts or {}).get(q.sample_id, text) if not error else None
+        labels = {ls: label for ls, label in (("pope", q.pope), ("repope", q.repope)) if label is not None}
         rows.append(
             {
                 "sample_id": q.sample_id,
@@ -96,8 +98,8 @@ def write_run(
                 "object_class": q.object,
                 "answer_text": text,
                 "verdict": None if error else verdict,
-                "pope_label": q.pope,
-                "repope_label": q.repope,
+                "labels": labels,
+                "outcomes": None if error else {k: stored_outcome(v, verdict) for k, v in labels.items()},
                 "token_ids": None if error else [7],
                 "tokens": None if error else [" " + text],
                 "logprobs": None if error else [-0.1],
