@@ -240,8 +240,9 @@ class Store:
         """An in-memory DuckDB connection with the store's views (runs, answers, marks, explanations,
         metrics, run_records, run_events) on which no statement can write a file: it reads the store
         and nothing else, and its configuration is locked (storage.connection). `query()` also
-        refuses every statement that is not a SELECT."""
-        return connect_readonly(self.root)
+        refuses every statement that is not a SELECT. Creating the views globs and reads the part
+        files' footers, so a file that compaction removes meanwhile restarts it."""
+        return _retry_vanished(lambda: connect_readonly(self.root))
 
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pa.Table:
         """Run one read-only statement (SELECT or EXPLAIN) with bound parameters; returns Arrow.
