@@ -303,7 +303,7 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     )
     columns = [k for k in (summary["metrics"][0] if summary["metrics"] else {}) if k != "label_set"]
     for col in ["labels", *columns]:
-        table.add_column(col.replace("_", " "), justify="right")
+        table.add_column(HEADERS.get(col, col.replace("_", " ")), justify="right")
     for r in summary["metrics"]:
         table.add_row(r["label_set"], *(_fmt(r[k], k) for k in columns))
     console.print(table)
@@ -319,6 +319,9 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
 
 
 COUNTS = frozenset({"n", "unparsed", "mentions", "hallucinated", "unverified", "captions", "present"})
+
+
+HEADERS = {"fp": "FP", "tn": "TN", "hallucination_rate": "halluc. rate"}  # summary column titles
 
 
 def _fmt(x: Any, key: str = "") -> str:
