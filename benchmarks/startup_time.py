@@ -1,7 +1,7 @@
 """Time from starting `eagle-audit audit` to its first model call, with the temporary Prefect API
 server (the default) and without Prefect (`--no-prefect`), alternating the two modes each round.
 
-The first model call is marked by the engine's "generate: N questions to ask" line, logged just
+The first model call is marked by the engine's "generate: N items to ask" line, logged just
 before the first batch goes to the model; the clock runs from the process start to the moment the
 line reaches this script. A warm-up run writes the probe world into the store first, so every
 timed run starts from the same state (a new run in an existing store).
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MARK = "questions to ask"
+MARK = re.compile(r"generate: \d+ items to ask")
 
 
 def time_to_first_call(args: list[str], env: dict[str, str]) -> float:
@@ -33,7 +34,7 @@ def time_to_first_call(args: list[str], env: dict[str, str]) -> float:
     )  # fmt: skip
     try:
         for line in proc.stderr:
-            if MARK in line:
+            if MARK.search(line):
                 return time.perf_counter() - start
         raise RuntimeError(f"the audit ended (code {proc.wait()}) without reaching its first model call")
     finally:
