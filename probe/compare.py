@@ -28,14 +28,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from auditors.parsing import parse_yes_no
 from eagle.baselines import ablation, random_order, rise
-from eagle.correction import correction_scan, parse_yes_no
+from eagle.correction import correction_scan
 from eagle.explanation import Explanation
 from eagle.method import Eagle
 from eagle.metrics import deletion_auc, energy_point_game, insertion_auc, point_game, region_on
 from eagle.regions import SlicoSegmenter
 from eagle.search import search_by_name
 from eagle.types import GenerationRequest, ScoreRequest
+from probe.explain_eval import says_no
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +243,7 @@ def collect(backend, cfg: CompareConfig, progress: bool = False, on_sample=None)
 
         explained = _run_methods(backend, hs.scene.image, labels, request, cfg.methods, index, cfg.batch_size)
         for m, e in explained.items():
-            corr = correction_scan(hs.scene.image, labels, e.order, regenerate, "no")
+            corr = correction_scan(hs.scene.image, labels, e.order, regenerate, says_no)
             rows.append(
                 {
                     **_row(sample, "planted", m, e),

@@ -52,7 +52,7 @@ class EvalConfig:
     batch_size: int | None = None
 
 
-def _says_no(answer: str) -> bool:
+def says_no(answer: str) -> bool:
     """The correction scan's test: the project's one yes/no parser reads a "no"."""
     return parse_yes_no(answer) == "no"
 
@@ -169,7 +169,7 @@ def evaluate(backend, cfg: EvalConfig, progress: bool = False) -> dict:
         for name, run in _methods(backend, cfg, index).items():
             e = run(scene.image, labels, request)
             driver = int(e.order[-1])  # the 1 − map maximum (ties: the last-ranked region)
-            corr: Correction = correction_scan(scene.image, labels, e.order, regenerate, _says_no)
+            corr: Correction = correction_scan(scene.image, labels, e.order, regenerate, says_no)
             hall[name].append(
                 {
                     "cause_hit": float(region_on(labels, driver, a_mask)),
