@@ -80,6 +80,12 @@ class VLLMEngineBackend(ChatTokens):
         if Path(model).is_dir() and not (Path(model) / "config.json").exists():
             raise FileNotFoundError(f"no model at {model} (config.json missing): pass a model directory")
         self.model_id = model_id or str(model)
+        if Path(model).is_dir():
+            # "auto" is the checkpoint's dtype, as for the hf backend (vLLM's own "auto" runs a float32
+            # checkpoint in 16 bits: probabilities off by ~1e-2 on the probe model)
+            from eagle.backends.hf_checkpoint import resolve_dtype
+
+            dtype = resolve_dtype(Path(model), dtype)
         self.dtype = dtype
         self.top_logprobs = top_logprobs
         self.engine_version = vllm.__version__
@@ -92,8 +98,9 @@ class VLLMEngineBackend(ChatTokens):
             generation_config="vllm",  # explicit sampling params only
             seed=0,
         )
-        if mm_processor_kwargs:
-            kwargs["mm_processor_kwargs"] = mm_processor_kwargs
+        # transformers' PIL image processors, as the in-process backend and `ManagedServer` use:
+        # vLLM's environment has torchvision, whose resize differs from PIL's in the last bits
+        kwargs["mm_processor_kwargs"] = {"use_fast": False, **(mm_processor_kwargs or {})}
         kwargs.update(llm_kwargs)
         self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
