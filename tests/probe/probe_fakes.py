@@ -23,6 +23,13 @@ class ColourProbe:
         self.rgb = {c.name: np.array(c.rgb, np.int16) for c in CLASSES}
         self.partner_of = {b: a for a, b in PLANTED_PAIRS}
 
+    def info(self) -> dict:
+        return {"engine": "fake", "engine_version": None, "model": self.model_id, "dtype": None,
+                "device": "cpu", "endpoints": []}  # fmt: skip
+
+    def close(self) -> None:
+        pass
+
     def _p_yes(self, images: np.ndarray, prompt: str) -> np.ndarray:
         name = prompt.split()[3]  # "Is there a star in the image?"
         lit = images.reshape(len(images), -1, 3).astype(np.int16)
