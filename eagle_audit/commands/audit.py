@@ -175,11 +175,7 @@ def _run_gate(config: Any, policy: Any, run_id: str, baseline: str | None) -> di
 
 def _run_engine(config: Any) -> dict[str, Any]:
     from audit import AuditFailed, run_audit
-    from audit.backend import backend_for
 
-    # The model loads while the engine reads the data; the engine's own backend_for waits for it
-    # (and raises a loading error itself, so the thread's copy is dropped).
-    threading.Thread(target=_warm_backend, args=(backend_for, config, []), daemon=True).start()
     try:
         return run_audit(config).to_dict()
     except AuditFailed as exc:
