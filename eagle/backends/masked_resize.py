@@ -195,7 +195,9 @@ class MaskedResize:
         rows = np.broadcast_to(np.arange(m)[:, None, None] * 3 + np.arange(3), contrib.shape)
         cols = np.broadcast_to(labels[my[:, None], taps][..., None], contrib.shape)
         sel = np.broadcast_to(x_used[mx][..., None], contrib.shape)
-        h_partial = sparse.csr_matrix((contrib[sel], (rows[sel], cols[sel])), shape=(m * 3, n), dtype=np.int64)
+        h_partial = sparse.csr_matrix(
+            (contrib[sel], (rows[sel], cols[sel])), shape=(m * 3, n), dtype=np.int64
+        )
         # Vertical pass: which outputs read single-region intermediate values of one region only.
         y_start, ky = pass_weights(height, h, resample)
         y_tap, y_used = _windows(y_start, ky, height)  # (h, ky)
@@ -257,5 +259,6 @@ class MaskedResize:
         ids = np.arange(n)
         keep = np.stack([ids >= 0, ids < 0, ids % 2 == 0, ids % 3 == 1])
         h, w = self.size
-        want = [np.asarray(Image.fromarray(im).resize((w, h), resample=resample)) for im in compose(image, labels, keep)]
-        return bool(np.array_equal(self(keep), np.stack(want)))
+        masked = compose(image, labels, keep)
+        want = np.stack([np.asarray(Image.fromarray(im).resize((w, h), resample=resample)) for im in masked])
+        return bool(np.array_equal(self(keep), want))
