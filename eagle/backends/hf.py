@@ -162,11 +162,19 @@ class HFBackend(ChatTokens):
         inputs = run_processor(self.processor, texts, list(images))
         return {k: v.to(self.device) for k, v in inputs.items()}
 
-    def _score_inputs(self, text: str, images: RGBBatch) -> dict:
-        """Inputs for one prompt over a chunk of same-size images: the verified shortcut when the
-        processor allows it (same tensors, far cheaper), else the processor."""
-        inputs = None if self._shared_inputs is None else self._shared_inputs(text, images)
+    def _score_inputs(self, text: str, images: RGBBatch | MaskedImages) -> dict:
+        """Inputs for one prompt over a chunk of same-size images, composed or described: the verified
+        shortcut when the processor allows it (same tensors, far cheaper), else the processor."""
+        inputs = None
+        if self._shared_inputs is not None:
+            if isinstance(images, MaskedImages):
+                build = self._shared_inputs.masked(text, images)
+                inputs = None if build is None else build(images.keep)
+            else:
+                inputs = self._shared_inputs(text, images)
         if inputs is None:
+            if isinstance(images, MaskedImages):
+                images = images.compose()
             return self._inputs([text] * len(images), images)
         return {k: v.to(self.device) for k, v in inputs.items()}
 
@@ -204,15 +212,18 @@ class HFBackend(ChatTokens):
         """`score(masked.compose(), request)`, without composing full-size masked images where the
         verified input shortcut resizes them from their regions (the same tensors, bit for bit)."""
         text = self.prompt_text(request.prompt, request.system)
-        build = None if self._shared_inputs is None else self._shared_inputs.masked(text, masked)
-        if build is None:
-            return self.score(masked.compose(), request)
-        device = self.device
+        image, labels, keep = masked.image, masked.labels, np.asarray(masked.keep, bool)
+        shape_ok = image.ndim == 3 and image.shape[2] == 3 and labels.shape == image.shape[:2]
+        if not shape_ok or image.dtype != np.uint8:
+            raise ValueError(
+                f"masked images need a uint8 image (H, W, 3) and a label map (H, W), got {image.shape} "
+                f"{image.dtype} and {labels.shape}"
+            )
 
         def inputs(a: int, b: int) -> dict:
-            return {k: v.to(device) for k, v in build(masked.keep[a:b]).items()}
+            return self._score_inputs(text, MaskedImages(image, labels, keep[a:b]))
 
-        return self._score_batches(len(masked), masked.image.shape[:2], inputs, request)
+        return self._score_batches(len(keep), image.shape[:2], inputs, request)
 
     def _score_batches(
         self, n: int, size: tuple[int, int], inputs_for: Callable[[int, int], dict], request: ScoreRequest
