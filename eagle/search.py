@@ -223,10 +223,6 @@ class LazySearch:
     stall_gap: int = 1
     refresh: int | None = None
     evidence: float = 0.0
-    saturation: float | None = None
-    finish: bool = False
-    budget: float | None = None
-    stall_top: int | None = None
     name: str = field(default="lazy", init=False)
 
     def __post_init__(self) -> None:
@@ -242,10 +238,6 @@ class LazySearch:
             raise ValueError(f"evidence must be a fraction in [0, 1], got {self.evidence}")
         if self.stall_gap < 1:
             raise ValueError(f"stall_gap must be at least 1, got {self.stall_gap}")
-        if self.saturation is not None and not 0 < self.saturation <= 1:
-            raise ValueError(f"saturation must be a fraction in (0, 1] or None, got {self.saturation}")
-        if self.finish and self.saturation is None:
-            raise ValueError("finish needs a saturation fraction (it stops once both sides are saturated)")
 
     def params(self) -> dict:
         return {
@@ -257,10 +249,6 @@ class LazySearch:
             "stall_gap": self.stall_gap,
             "refresh": self.refresh,
             "evidence": self.evidence,
-            "saturation": self.saturation,
-            "finish": self.finish,
-            "budget": self.budget,
-            "stall_top": self.stall_top,
         }
 
     def run(
@@ -284,15 +272,10 @@ class LazySearch:
             # a stale insertion gain can never exceed what is left to gain: f̄ <= 1
             return min(ins_gain[v], lambda1 * (1.0 - f_ins)) + del_gain[v] + bonus[v]
 
-        def rescore(
-            cand: list[int], fresh: dict, deletion_only: bool = False, keep_rows: bool = False
-        ) -> None:
+        def rescore(cand: list[int], fresh: dict, deletion_only: bool = False) -> None:
             keep = _candidates(visible, cand, True)
             if deletion_only:  # half the forwards; the insertion gains stay as they were
-                dels = rs(~keep)
-                del_gain[cand] = lambda2 * (f_del - dels.mean(axis=1))
-                if keep_rows:  # a fresh deletion row; the insertion row is scored if v is taken
-                    fresh.update({c: (None, dels[i]) for i, c in enumerate(cand)})
+                del_gain[cand] = lambda2 * (f_del - rs(~keep).mean(axis=1))
                 return
             scores = rs(np.concatenate([keep, ~keep]))
             ins, dels = scores[: len(cand)], scores[len(cand) :]
@@ -306,19 +289,7 @@ class LazySearch:
                 ins_rows.append(f_full)
                 del_rows.append(f_black)
                 break
-            fresh: dict[int, tuple[np.ndarray | None, np.ndarray]] = {}
-            phased = self.saturation is not None and k > 0 and f_ins >= self.saturation * full
-            if phased and self.finish and f_del <= black + (1 - self.saturation) * max(full - black, 0.0):
-                # Both sides saturated: the rest in priority order, each prefix scored (2 forwards).
-                rest = sorted(ranked, key=lambda c: -del_gain[c] - bonus[c])
-                keep = np.repeat(visible[None], len(rest) - 1, axis=0)
-                for r, c in enumerate(rest[:-1]):
-                    keep[r:, c] = True
-                sc = rs(np.concatenate([keep, ~keep]))
-                order += rest
-                ins_rows += list(sc[: len(rest) - 1]) + [f_full]
-                del_rows += list(sc[len(rest) - 1 :]) + [f_black]
-                break
+            fresh: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             if k == 0 or (self.refresh is not None and k % self.refresh == 0):
                 rescore(ranked, fresh)
                 if k == 0:
@@ -329,28 +300,6 @@ class LazySearch:
                     )
                     if self.evidence > 0 and ins_gain.max() > 0:
                         bonus = self.evidence * scale * np.clip(ins_gain / ins_gain.max(), 0.0, 1.0)
-            elif phased:
-                # Insertion saturated: only the deletion side decides (1 forward per candidate), and
-                # its gains grow, so a stall re-scores every remaining region's deletion.
-                stale = list(ranked)
-                while stale:
-                    rescore(stale[: self.batch], fresh, deletion_only=True, keep_rows=True)
-                    stale = stale[self.batch :]
-                    best = max(del_gain[c] + bonus[c] for c in fresh)
-                    if (
-                        not stale
-                        or best >= max(del_gain[c] + bonus[c] for c in stale) - self.tolerance * scale
-                    ):
-                        break
-                left = lambda2 * (f_del - black)
-                if (
-                    stale
-                    and self.stall is not None
-                    and k - last_stall >= self.stall_gap
-                    and best - bonus.max() < self.stall * left / len(ranked)
-                ):
-                    last_stall = k
-                    rescore(stale, fresh, deletion_only=True, keep_rows=True)
             else:
                 stale = list(ranked)
                 while stale:
@@ -364,10 +313,6 @@ class LazySearch:
                     stale
                     and self.stall is not None
                     and k - last_stall >= self.stall_gap
-                    and (
-                        self.budget is None
-                        or rs.forwards + len(stale) + 2 * len(ranked) <= self.budget * n * (n + 1)
-                    )
                     and left > 1e-3 * scale
                     and best < self.stall * left / len(ranked)
                 ):
@@ -375,24 +320,16 @@ class LazySearch:
                     # Stalled short of F(V): a gain grew unseen. Re-score the rest, only the deletion
                     # side when the insertion side is done (it is where regions need each other).
                     saturated = lambda1 * (full - f_ins) < 0.1 * left
-                    if self.stall_top is not None:
-                        stale = stale[: self.stall_top]
                     rescore(stale, fresh, deletion_only=saturated)
                     top = max(stale, key=priority)
                     if saturated and priority(top) > best and top not in fresh:
                         rescore([top], fresh)
-            if phased:
-                ranked.sort(key=lambda c: -del_gain[c] - bonus[c])
-            else:
-                ranked.sort(key=lambda v: -priority(v))  # stable: ties keep the previous ranking
+            ranked.sort(key=lambda v: -priority(v))  # stable: ties keep the previous ranking
             v = next(c for c in ranked if c in fresh)  # the best fresh gain (ties: best-ranked)
             ranked.remove(v)
             visible[v] = True
             order.append(v)
             ins, dels = fresh[v]
-            if ins is None:  # taken on its deletion side alone: its insertion point (1 forward)
-                ins = rs(visible[None])[0]
-                ins_gain[v] = lambda1 * (float(ins.mean()) - f_ins)
             ins_rows.append(ins)
             del_rows.append(dels)
             gain = ins_gain[v] + del_gain[v]
