@@ -10,12 +10,14 @@ exact's means, and the paired difference with a bootstrap 95% CI. Tune only on s
 
 A variant is NAME[:key=value,...] with NAME in exact, efficient, lazy, coarse (CoarseToFineSearch).
 The exact results (forwards, AUCs, last region) can be cached in a pickle keyed by sample name: the
-exact search is ~4,100 forwards per sample at 64 regions. Several seeds are pooled (one CI over all
+exact search is ~4,100 forwards per sample at 64 regions. --score-cache DIR keeps every score per sample,
+so tuning runs repeat no model call (a few MB per sample). Several seeds are pooled (one CI over all
 their samples); the per-sample share of exact's forwards gets a bootstrap CI too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 
@@ -66,6 +68,29 @@ def samples(backend, seed: int, n: int):
         yield f"{kind}-{i}", hs.scene.image, req
 
 
+class MemoScorer:
+    """A scorer that remembers the scores of images it has seen (keyed by their bytes), saved per
+    sample in `path`: re-running a variant, or a variant that visits masks another one scored, costs
+    no model time. Forward counts are unchanged (they are counted by the search's RegionScorer)."""
+
+    def __init__(self, scorer, path: str) -> None:
+        self.scorer, self.path = scorer, path
+        self.memo = {}
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                self.memo = pickle.load(f)
+
+    def score(self, images, request):
+        keys = [hashlib.sha256(im.tobytes()).digest() for im in images]
+        miss = [i for i, k in enumerate(keys) if k not in self.memo]
+        if miss:
+            for i, row in zip(miss, self.scorer.score(images[miss], request), strict=True):
+                self.memo[keys[i]] = np.asarray(row)
+            with open(self.path, "wb") as f:
+                pickle.dump(self.memo, f)
+        return np.array([self.memo[k] for k in keys])
+
+
 def _ci(diffs) -> str:
     from probe.compare import paired_bootstrap
 
@@ -76,6 +101,7 @@ def _ci(diffs) -> str:
 def main() -> None:
     ap = parser(__doc__, 12, "scenes scanned per seed (kinds in turn)", many_seeds=True)
     ap.add_argument("--exact-cache", default=None, help="pickle of exact results ({seed} is replaced)")
+    ap.add_argument("--score-cache", default=None, help="folder of per-sample score memos (tuning)")
     ap.add_argument("variants", nargs="*", help="none: only fill the exact cache")
     args = ap.parse_args()
     variants = {v: parse_variant(v) for v in args.variants}
@@ -90,8 +116,12 @@ def main() -> None:
                 cache = pickle.load(f)
         for name, image, req in samples(backend, seed, args.n):
             labels = seg.segment(image)
+            scorer = backend
+            if args.score_cache:
+                os.makedirs(args.score_cache, exist_ok=True)
+                scorer = MemoScorer(backend, os.path.join(args.score_cache, f"s{seed}-{name}.pkl"))
             if name not in cache:
-                e = Eagle(backend, search=ExactSearch()).explain(image, labels, req)
+                e = Eagle(scorer, search=ExactSearch()).explain(image, labels, req)
                 cache[name] = (e.forward_passes, insertion_auc(e), deletion_auc(e), int(e.order[-1]))
                 if path:
                     with open(path, "wb") as f:
@@ -99,7 +129,7 @@ def main() -> None:
             exact.append(cache[name])
             names.append(f"s{seed}-{name}")
             for v, search in variants.items():
-                e = Eagle(backend, search=search).explain(image, labels, req)
+                e = Eagle(scorer, search=search).explain(image, labels, req)
                 res[v].append((e.forward_passes, insertion_auc(e), deletion_auc(e), int(e.order[-1])))
             say(f"done s{seed}-{name}")
     ex = np.array(exact, float)
