@@ -1,5 +1,6 @@
 """Real model families in-process: tiny random-weight checkpoints of Qwen2-VL, Qwen2.5-VL, LLaVA-1.5,
-LLaVA-NeXT, InternVL, Idefics3 and Gemma3 (tests/support/tiny_families.py) through the hf backend:
+LLaVA-NeXT, InternVL, Idefics3, Gemma3, PaliGemma and Mistral3 (tests/support/tiny_families.py)
+through the hf backend:
 loading without torchvision, the prompt the chat template renders (no extra BOS), batches of
 several images (Gemma3 wants one list per sample), processors that resize, the verified input
 shortcut, dtype, and an explanation per family."""
@@ -59,6 +60,11 @@ def test_the_prompt_is_the_chat_templates_tokens_with_no_extra_bos(family):
     ids = backend.prompt_token_ids(image, QUESTION)
     text = backend.prompt_text(QUESTION)
     rendered = tok(text, add_special_tokens=False)["input_ids"]
+    if name == "paligemma":  # no chat template of its own: "<image>*N <bos> prompt \n" (processor and vLLM)
+        image_tokens = (tok.convert_tokens_to_ids("<image>"),) * backend.processor.image_seq_length
+        newline = tok.convert_tokens_to_ids("\n")
+        assert ids == (*image_tokens, tok.bos_token_id, *rendered, newline)
+        return
     # Same ids as the template's text, except where the processor expanded the image placeholder.
     assert ids[:1] == tuple(rendered[:1]) and ids[-3:] == tuple(rendered[-3:])
     if tok.bos_token_id is not None:
