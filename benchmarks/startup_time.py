@@ -6,7 +6,10 @@ before the first batch goes to the model; the clock runs from the process start 
 line reaches this script. A warm-up run writes the probe world into the store first, so every
 timed run starts from the same state (a new run in an existing store).
 
-    .venv/bin/python benchmarks/startup_time.py --rounds 5 --json
+With `--endpoint URL` (a server started with `eagle-audit serve probe`) it also times both modes
+against that served model (`--backend vllm-server`), where the CLI never imports torch.
+
+    .venv/bin/python benchmarks/startup_time.py --rounds 5 --json [--endpoint http://127.0.0.1:8000]
 """
 
 from __future__ import annotations
@@ -46,16 +49,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--endpoint", help="also time audits against this served probe model")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="startup-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(work / "prefect")
     common = ["--store", str(work / "store"), "--probe-images", "4", "--explain", "none", "--no-report"]
     time_to_first_call([*common, "--no-prefect"], env)  # warm-up: writes the probe world
-    times: dict[str, list[float]] = {"no_prefect": [], "temporary_prefect_server": []}
+    modes = {"no_prefect": [*common, "--no-prefect"], "temporary_prefect_server": common}
+    if args.endpoint:
+        served = [*common, "--backend", "vllm-server", "--endpoint", args.endpoint]
+        modes |= {"served_no_prefect": [*served, "--no-prefect"], "served_temporary_prefect_server": served}
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(args.rounds):
-        times["no_prefect"].append(time_to_first_call([*common, "--no-prefect"], env))
-        times["temporary_prefect_server"].append(time_to_first_call(common, env))
+        for mode, mode_args in modes.items():
+            times[mode].append(time_to_first_call(mode_args, env))
     out = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
