@@ -108,6 +108,21 @@ def test_answers_yes_and_stops_in_batches_of_several_images(family):
     np.testing.assert_allclose(scored, batched[0].logprobs[0], atol=1e-5)
 
 
+def test_an_answer_token_is_never_seen_by_the_position_predicting_it(family):
+    """Scoring a later answer position appends the answer tokens before it; the score at position 0
+    must not change (PaliGemma: an answer token inside its bidirectional prefix would be seen by the
+    position that predicts it, 6e-3 in logprob before the backend marked answer tokens as suffix)."""
+    name, _, backend = family
+    images = _images(2, (FAMILIES[name].native_size,) * 2)
+    yes, eos = backend.answer_token_ids(QUESTION, "Yes"), backend.tokenizer.eos_token_id
+    answer = (*yes, eos)
+    first = ScoreRequest(prompt=QUESTION, answer_ids=answer, target_positions=(0,), target_ids=yes[:1])
+    both = ScoreRequest(prompt=QUESTION, answer_ids=answer, target_positions=(0, len(yes)),
+                        target_ids=(yes[0], eos))  # fmt: skip
+    np.testing.assert_allclose(np.log(backend.score(images, both)[:, 0]),
+                               np.log(backend.score(images, first)[:, 0]), rtol=0, atol=1e-5)  # fmt: skip
+
+
 def test_explanation_of_the_answer_token(family):
     from eagle import Eagle, EfficientSearch, GridSegmenter
 
