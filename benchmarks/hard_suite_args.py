@@ -10,10 +10,11 @@ def say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 (a benchmark script prints its numbers)
 
 
-def parser(doc: str, n_default: int, n_help: str) -> argparse.ArgumentParser:
-    """--seed (required), --n scenes scanned and --regions, described by the script's docstring."""
+def parser(doc: str, n_default: int, n_help: str, many_seeds: bool = False) -> argparse.ArgumentParser:
+    """--seed (required; several, pooled, with `many_seeds`), --n scenes scanned and --regions,
+    described by the script's docstring."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--seed", type=int, required=True, nargs="+" if many_seeds else None)
     ap.add_argument("--n", type=int, default=n_default, help=n_help)
     ap.add_argument("--regions", type=int, default=64)
     return ap

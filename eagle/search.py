@@ -214,6 +214,12 @@ class LazySearch:
     gain / the largest) to every priority: once insertion saturates the stale gains are all near
     zero, and this re-scores first, and breaks near-ties towards, the regions that are evidence on
     their own (issue 15 experiment; 0 disables it).
+
+    Measured on the hard probe suite at n = 64 (benchmarks/RESULTS.md, issue 15): the defaults spend
+    12-20% of the exact search's forwards; `batch=1, stall_gap=4` 11.3% on held-out seeds with
+    deletion AUC +10% of exact's. The cost is the stall re-scans (the rest is 2 forwards per step);
+    fewer or partial re-scans, and choosing on the deletion side alone once insertion saturates
+    (commit 2fceab0, reverted), measured worse.
     """
 
     batch: int = 2

@@ -104,6 +104,13 @@ class HFBackend(ChatTokens):
         if retain_freed_memory:
             allocator.retain_freed_memory()
 
+    @property
+    def answer_token_type(self) -> int:
+        """The `token_type_ids` value of answer tokens: 1 for PaliGemma, whose 0 marks the prefix that
+        attends bidirectionally (an answer token there would be seen by the positions predicting
+        it); 0 ("text") elsewhere (Gemma3's 1 marks image tokens)."""
+        return 1 if getattr(self.model.config, "model_type", None) == "paligemma" else 0
+
     @classmethod
     def from_pretrained(cls, path: str | Path, **kw: Any) -> HFBackend:
         """Load a local model directory."""
@@ -242,7 +249,7 @@ class HFBackend(ChatTokens):
         step = self.auto_batch_size(prompt_len + len(prefix)) if n else 1
         while start < n:
             stop = min(n, start + step)
-            inputs = _append_tokens(inputs_for(start, stop), prefix)
+            inputs = _append_tokens(inputs_for(start, stop), prefix, self.answer_token_type)
             keep = len(prefix) + 1  # logits at the last prompt token and at each prefix token
             try:
                 with torch.inference_mode():
@@ -324,9 +331,10 @@ class HFBackend(ChatTokens):
         return [a.text for a in self.generate(requests)]
 
 
-def _append_tokens(inputs: dict, ids: Sequence[int]) -> dict:
-    """`inputs` with the token ids `ids` appended to every sequence: text tokens, attended to, so any
-    other per-token tensor (token_type_ids, mm_token_type_ids) gets 0 ("text") for them."""
+def _append_tokens(inputs: dict, ids: Sequence[int], token_type: int = 0) -> dict:
+    """`inputs` with the token ids `ids` appended to every sequence: text tokens, attended to, so
+    `token_type_ids` gets `token_type` for them and any other per-token tensor (mm_token_type_ids)
+    0 ("text")."""
     import torch
 
     if not ids:
@@ -341,6 +349,7 @@ def _append_tokens(inputs: dict, ids: Sequence[int]) -> dict:
             elif key == "attention_mask":
                 tail = torch.ones((n, len(ids)), dtype=value.dtype, device=value.device)
             else:
-                tail = torch.zeros((n, len(ids)), dtype=value.dtype, device=value.device)
+                fill = token_type if key == "token_type_ids" else 0
+                tail = torch.full((n, len(ids)), fill, dtype=value.dtype, device=value.device)
             out[key] = torch.cat([value, tail], dim=1)
     return out

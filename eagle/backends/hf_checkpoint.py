@@ -8,9 +8,13 @@ images, so the processor is built from its image processor and tokenizer alone.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
+import logging
 import os
+import sys
+import types
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -57,9 +61,16 @@ def load_processor(path: Path) -> Any:
 
     check_checkpoint(path)
     _offline()
+    pixtral_without_torchvision()
     cls = _processor_class(path)
-    if cls is None or "video_processor" not in cls.get_attributes():
+    if cls is None:
         return AutoProcessor.from_pretrained(path)
+    if "video_processor" not in cls.get_attributes():
+        if cls.__name__ == "PaliGemmaProcessor":
+            # It warns on every call that it puts the image tokens and BOS before the text itself:
+            # PaliGemma's prompt format, which no chat template spells (noise in an audit's log).
+            logging.getLogger("transformers.models.paligemma.processing_paligemma").setLevel(logging.ERROR)
+        return cls.from_pretrained(path)
     from transformers import AutoImageProcessor, AutoTokenizer
 
     settings, _ = cls.get_processor_dict(str(path))
@@ -79,9 +90,32 @@ def _processor_class(path: Path) -> type | None:
         file = path / name
         if file.is_file():
             cls_name = json.loads(file.read_text()).get("processor_class")
+            if cls_name in _WITHOUT_TORCHVISION:  # transformers only offers a placeholder by name
+                return getattr(importlib.import_module(_WITHOUT_TORCHVISION[cls_name]), cls_name)
             if cls_name:
                 return processor_class_from_name(cls_name)
     return None
+
+
+# Processors that work without torchvision once `pixtral_without_torchvision` ran, by module.
+_WITHOUT_TORCHVISION = {"PixtralProcessor": "transformers.models.pixtral.processing_pixtral"}
+
+
+def pixtral_without_torchvision() -> None:
+    """Let transformers 5.19's PixtralProcessor (Mistral3, Pixtral) import without torchvision.
+
+    Its module imports one helper, `get_resize_output_image_size`, from the torchvision image
+    processor's module, which fails at import; the PIL image processor's module defines the same
+    function. Without torchvision that module cannot load anyway, so it is stood in for by a module
+    holding only this helper (with torchvision installed, nothing changes)."""
+    name = "transformers.models.pixtral.image_processing_pixtral"
+    if name in sys.modules or importlib.util.find_spec("torchvision") is not None:
+        return
+    from transformers.models.pixtral import image_processing_pil_pixtral as pil
+
+    stand_in = types.ModuleType(name, "get_resize_output_image_size only (torchvision is not installed)")
+    stand_in.get_resize_output_image_size = pil.get_resize_output_image_size  # type: ignore[attr-defined]
+    sys.modules[name] = stand_in
 
 
 @cache

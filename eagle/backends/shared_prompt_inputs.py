@@ -60,7 +60,7 @@ def run_processor(processor: Any, texts: Sequence[str], images: Sequence[np.ndar
     out = processor(
         text=list(texts), images=nested, return_tensors="pt", padding=True, add_special_tokens=False
     )
-    return dict(out)
+    return {k: v for k, v in out.items() if k != "labels"}  # PaliGemma's processor adds training labels
 
 
 @dataclass(frozen=True)

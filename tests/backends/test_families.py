@@ -1,5 +1,6 @@
 """Real model families in-process: tiny random-weight checkpoints of Qwen2-VL, Qwen2.5-VL, LLaVA-1.5,
-LLaVA-NeXT, InternVL, Idefics3 and Gemma3 (tests/support/tiny_families.py) through the hf backend:
+LLaVA-NeXT, InternVL, Idefics3, Gemma3, PaliGemma and Mistral3 (tests/support/tiny_families.py)
+through the hf backend:
 loading without torchvision, the prompt the chat template renders (no extra BOS), batches of
 several images (Gemma3 wants one list per sample), processors that resize, the verified input
 shortcut, dtype, and an explanation per family."""
@@ -59,6 +60,11 @@ def test_the_prompt_is_the_chat_templates_tokens_with_no_extra_bos(family):
     ids = backend.prompt_token_ids(image, QUESTION)
     text = backend.prompt_text(QUESTION)
     rendered = tok(text, add_special_tokens=False)["input_ids"]
+    if name == "paligemma":  # no chat template of its own: "<image>*N <bos> prompt \n" (processor and vLLM)
+        image_tokens = (tok.convert_tokens_to_ids("<image>"),) * backend.processor.image_seq_length
+        newline = tok.convert_tokens_to_ids("\n")
+        assert ids == (*image_tokens, tok.bos_token_id, *rendered, newline)
+        return
     # Same ids as the template's text, except where the processor expanded the image placeholder.
     assert ids[:1] == tuple(rendered[:1]) and ids[-3:] == tuple(rendered[-3:])
     if tok.bos_token_id is not None:
@@ -121,6 +127,21 @@ def test_answers_yes_and_stops_in_batches_of_several_images(family):
                            target_ids=batched[0].token_ids[:1])  # fmt: skip
     scored = np.log(backend.score(images[:1], request)[0, 0])
     np.testing.assert_allclose(scored, batched[0].logprobs[0], atol=1e-5)
+
+
+def test_an_answer_token_is_never_seen_by_the_position_predicting_it(family):
+    """Scoring a later answer position appends the answer tokens before it; the score at position 0
+    must not change (PaliGemma: an answer token inside its bidirectional prefix would be seen by the
+    position that predicts it, 6e-3 in logprob before the backend marked answer tokens as suffix)."""
+    name, _, backend = family
+    images = _images(2, (FAMILIES[name].native_size,) * 2)
+    yes, eos = backend.answer_token_ids(QUESTION, "Yes"), backend.tokenizer.eos_token_id
+    answer = (*yes, eos)
+    first = ScoreRequest(prompt=QUESTION, answer_ids=answer, target_positions=(0,), target_ids=yes[:1])
+    both = ScoreRequest(prompt=QUESTION, answer_ids=answer, target_positions=(0, len(yes)),
+                        target_ids=(yes[0], eos))  # fmt: skip
+    np.testing.assert_allclose(np.log(backend.score(images, both)[:, 0]),
+                               np.log(backend.score(images, first)[:, 0]), rtol=0, atol=1e-5)  # fmt: skip
 
 
 def test_explanation_of_the_answer_token(family):

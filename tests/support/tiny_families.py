@@ -207,6 +207,26 @@ GEMMA3_TEMPLATE = (
 )  # fmt: skip
 
 
+# PaliGemma has no chat template of its own: its processor builds "<image>*N <bos> prompt \n" and
+# the answer follows the newline. This template renders the texts only: no image placeholder and
+# no newline, because the processor and vLLM both put the image tokens and the BOS in front and
+# both end the prompt with the newline (transformers always, vLLM unless the prompt ends with one:
+# a template newline would give transformers two). The assistant's text follows the question
+# directly, so `answer_token_ids` finds the answer's own tokens.
+PALIGEMMA_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] in ('user', 'assistant') %}" +
+    _content("", "p['text']", only="text") + "{% endif %}{% endfor %}"
+)  # fmt: skip
+
+# Mistral3 (Mistral-Small-3.1): "<s>[INST][IMG]<question>[/INST]"; the template writes the BOS, the
+# processor expands [IMG] into rows of [IMG] ending in [IMG_BREAK], the last one [IMG_END].
+MISTRAL3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ '[INST]' }}" + _content("{{ '[IMG]' }}", "p['text']") +
+    "{{ '[/INST]' }}{% elif message['role'] == 'assistant' %}" + _content("", "p['text']") +
+    "{{ eos_token }}{% endif %}{% endfor %}"
+)  # fmt: skip
+
 # ---- families -----------------------------------------------------------------------------------
 def _llava(tok: Any) -> tuple[Any, Any]:
     from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaProcessor
@@ -367,6 +387,57 @@ def _gemma3(tok: Any) -> tuple[Any, Any]:
     return config, processor
 
 
+def _paligemma(tok: Any) -> tuple[Any, Any]:
+    from transformers import (
+        GemmaConfig,
+        PaliGemmaConfig,
+        PaliGemmaProcessor,
+        SiglipImageProcessorPil,
+        SiglipVisionConfig,
+    )
+
+    size, patch = 32, 8
+    images = SiglipImageProcessorPil(size={"height": size, "width": size})
+    images.image_seq_length = (size // patch) ** 2
+    # the processor adds PaliGemma's <loc>/<seg> tokens to the tokenizer: build it before the config
+    processor = PaliGemmaProcessor(image_processor=images, tokenizer=tok, chat_template=tok.chat_template)
+    text = _text_config(GemmaConfig, tok, hidden_activation="gelu_pytorch_tanh")
+    config = PaliGemmaConfig(
+        vision_config=_vision(SiglipVisionConfig, size, patch, projection_dim=TEXT["hidden_size"]),
+        text_config=text,
+        image_token_index=_id(tok, "<image>"),
+        projection_dim=TEXT["hidden_size"],
+        hidden_size=TEXT["hidden_size"],
+        tie_word_embeddings=False,
+    )
+    return config, processor
+
+
+def _mistral3(tok: Any) -> tuple[Any, Any]:
+    from transformers import Mistral3Config, MistralConfig, PixtralImageProcessorPil, PixtralVisionConfig
+
+    from eagle.backends.hf_checkpoint import pixtral_without_torchvision
+
+    pixtral_without_torchvision()  # then the module imports (transformers' top-level name stays gated)
+    from transformers.models.pixtral.processing_pixtral import PixtralProcessor
+
+    longest, patch, merge = 32, 8, 2
+    vision = PixtralVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, head_dim=16, image_size=longest,
+                                 patch_size=patch)  # fmt: skip
+    config = Mistral3Config(
+        vision_config=vision,
+        text_config=_text_config(MistralConfig, tok, sliding_window=None),
+        image_token_index=_id(tok, "[IMG]"),
+        spatial_merge_size=merge,
+        vision_feature_layer=-1,
+        tie_word_embeddings=False,
+    )
+    images = PixtralImageProcessorPil(size={"longest_edge": longest}, patch_size=patch)
+    processor = PixtralProcessor(image_processor=images, tokenizer=tok, patch_size=patch,
+                                 spatial_merge_size=merge, chat_template=tok.chat_template)  # fmt: skip
+    return config, processor
+
 def _clip_rename(key: str) -> str:
     """transformers 5 writes CLIP/SigLIP weights as `vision_tower.*`; vLLM's loaders want
     `vision_tower.vision_model.*` (transformers loads either)."""
@@ -418,6 +489,15 @@ FAMILIES: dict[str, Family] = {
                       # SentencePiece holds runs of newlines as tokens; vLLM's Gemma3 processor needs them
                       words=("\n", "\n\n", "\n\n\n", "\n\n\n\n")),
                GEMMA3_TEMPLATE, 32, _gemma3, vllm_rename=_clip_rename),
+        Family("paligemma", "PaliGemmaForConditionalGeneration",
+               Tokens(bos="<bos>", eos="<eos>", pad="<pad>", add_bos=False, extra={"image_token": "<image>"},
+                      # vLLM's PaliGemma processor looks up "\n" in the vocabulary (it ends every prompt)
+                      words=("\n",)),
+               PALIGEMMA_TEMPLATE, 32, _paligemma, vllm_rename=_clip_rename),
+        Family("mistral3", "Mistral3ForConditionalGeneration",
+               Tokens(bos="<s>", eos="</s>", pad="<pad>", add_bos=False,
+                      more=("[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]")),
+               MISTRAL3_TEMPLATE, 32, _mistral3),
     ]
 }  # fmt: skip
 
@@ -473,7 +553,8 @@ def _calibration_inputs(backend: Any, size: int, answer: tuple[int, ...] = (), n
     rng = np.random.default_rng(1234)
     images = rng.integers(0, 256, (n, 1, size, size, 3), np.uint8)
     texts = [backend.prompt_text(question_text(CLASS_NAMES[i])) for i in range(n)]
-    return [_append_tokens(backend._inputs([t], im), answer) for t, im in zip(texts, images, strict=True)]
+    return [_append_tokens(backend._inputs([t], im), answer, backend.answer_token_type)
+            for t, im in zip(texts, images, strict=True)]  # fmt: skip
 
 
 def _last_hidden(model: Any, inputs: list[dict]) -> Any:
