@@ -6,12 +6,16 @@ masks and therefore the forwards are the same at every size (checked: equal forw
 grows with the size is the input path: composing masked images, the processor's resize to 128 px,
 and its normalisation. Modes:
 
-- `fast`: the verified shortcut (`eagle.backends.shared_prompt_inputs`): one PIL resize per masked
-  image, then a table lookup;
-- `processor`: the processor per masked image (what every size but the processor's own got before).
+- `fast`: the verified shortcut (`eagle.backends.shared_prompt_inputs`): EAGLE describes each batch
+  (image, label map, keep rows) to the backend (`MaskedScorer.score_masked`), which resizes the masked
+  images from their regions (`eagle.backends.masked_resize`, Pillow's result bit for bit) without
+  composing them at full size, then a table lookup;
+- `processor`: composed full-size masked images through the processor per image (what a server
+  backend's server does, and what every size but the processor's own got before issue 14).
 
 Sizes and modes alternate round by round (a slow spell of the shared machine hits all of them);
-the median time per setting is reported, and its ratio to 128 px in the same mode.
+the median time per setting is reported, its ratio to 128 px in the same mode, and the ratios to
+the same round's 128 px run (paired).
 
 Run: .venv/bin/python benchmarks/explain_resolution.py [--rounds 5] [--threads 2] [--grid 8]   (prints JSON)
 """
@@ -79,8 +83,12 @@ def main() -> None:
         base = statistics.median(times[(mode, 128)])
         for size in SIZES:
             t = statistics.median(times[(mode, size)])
+            # the same round's 128 px run: a slow spell of the shared machine hits both
+            paired = [a / b for a, b in zip(times[(mode, size)], times[(mode, 128)], strict=True)]
             print(json.dumps({  # noqa: T201 (a benchmark script prints its numbers)
                 "mode": mode, "size": size, "median_s": round(t, 4), "ratio_to_128": round(t / base, 3),
+                "paired_ratios": [round(r, 3) for r in paired],
+                "paired_median": round(statistics.median(paired), 3),
                 "forwards": forwards[(mode, size)], "rounds": args.rounds, "threads": args.threads,
                 "all_s": [round(x, 4) for x in times[(mode, size)]], "machine": platform.node(),
             }))  # fmt: skip

@@ -8,7 +8,7 @@ from eagle.explanation import Explanation
 from eagle.method import Eagle, score_order
 from eagle.regions import GridSegmenter, Segmenter, SlicoSegmenter
 from eagle.search import EfficientSearch, ExactSearch, LazySearch
-from eagle.types import Backend, Scorer, ScoreRequest
+from eagle.types import Backend, MaskedImages, MaskedScorer, Scorer, ScoreRequest
 
 __all__ = [
     "Backend",
@@ -17,6 +17,8 @@ __all__ = [
     "ExactSearch",
     "Explanation",
     "LazySearch",
+    "MaskedImages",
+    "MaskedScorer",
     "GridSegmenter",
     "ScoreRequest",
     "Scorer",

@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from eagle.types import RGBBatch, Scorer, ScoreRequest, Scores
+from eagle.types import MaskedImages, MaskedScorer, RGBBatch, Scorer, ScoreRequest, Scores
 
 Objective = Literal["tokens", "span-absence"]
 OBJECTIVES: tuple[Objective, ...] = ("tokens", "span-absence")
@@ -43,11 +43,20 @@ class SpanAbsenceScorer:
         self.scorer = scorer
 
     def score(self, images: RGBBatch, request: ScoreRequest) -> Scores:
-        p = np.asarray(self.scorer.score(images, request), np.float64)  # (B, N)
-        if p.shape != (images.shape[0], request.n_targets):
+        return self._absence(self.scorer.score(images, request), len(images), request)
+
+    def score_masked(self, masked: MaskedImages, request: ScoreRequest) -> Scores:
+        """As `score(masked.compose(), request)`, through the wrapped scorer's own masked path if any."""
+        if isinstance(self.scorer, MaskedScorer):
+            return self._absence(self.scorer.score_masked(masked, request), len(masked), request)
+        return self.score(masked.compose(), request)
+
+    def _absence(self, scores: Scores, n_images: int, request: ScoreRequest) -> Scores:
+        p = np.asarray(scores, np.float64)  # (B, N)
+        if p.shape != (n_images, request.n_targets):
             raise ValueError(
                 f"scorer {type(self.scorer).__name__} returned scores of shape {p.shape} for "
-                f"{images.shape[0]} images and {request.n_targets} targets"
+                f"{n_images} images and {request.n_targets} targets"
             )
         absent = 1.0 - np.exp(np.log(np.clip(p, 1e-300, 1.0)).sum(axis=1, keepdims=True))  # (B, 1)
         return np.repeat(absent, request.n_targets, axis=1)

@@ -1,7 +1,8 @@
 """Scoring sets of regions of one image through a batched `Scorer`, counting forward passes.
 
 `RegionScorer` turns a boolean matrix `keep` (B, n) into masked images chunk by chunk (so at most
-one chunk of composed uint8 images exists at a time) and checks that the scorer returns one row
+one chunk of composed uint8 images exists at a time; a `MaskedScorer` is given the chunk's
+description instead and composes nothing at full size) and checks that the scorer returns one row
 per image. The chunk size only changes speed, never results.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from eagle.masking import compose
-from eagle.types import LabelMap, RGBImage, Scorer, ScoreRequest
+from eagle.types import LabelMap, MaskedImages, MaskedScorer, RGBImage, Scorer, ScoreRequest
 
 # Composed-pixel budget of one chunk when no batch size is given: 64 MiB of uint8 images.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -60,8 +61,7 @@ class RegionScorer:
         out = np.empty((keep.shape[0], n_targets), np.float64)
         for start in range(0, keep.shape[0], self.chunk):
             rows = keep[start : start + self.chunk]
-            images = compose(self.image, self.labels, rows)  # (b, H, W, 3) uint8
-            scores = np.asarray(self.scorer.score(images, self.request), dtype=np.float64)
+            scores = np.asarray(self._score(rows), dtype=np.float64)
             if scores.shape != (rows.shape[0], n_targets):
                 raise ValueError(
                     f"scorer {type(self.scorer).__name__} returned scores of shape {scores.shape} for "
@@ -70,6 +70,13 @@ class RegionScorer:
             out[start : start + rows.shape[0]] = scores
             self.forwards += rows.shape[0]
         return out
+
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of the masked images of `rows`: described to a MaskedScorer (which need not compose
+        them at full size), composed (b, H, W, 3) uint8 for any other scorer."""
+        if isinstance(self.scorer, MaskedScorer):
+            return self.scorer.score_masked(MaskedImages(self.image, self.labels, rows), self.request)
+        return self.scorer.score(compose(self.image, self.labels, rows), self.request)
 
     def black_and_full(self) -> tuple[np.ndarray, np.ndarray]:
         """f(black image) and f(full image), each (N,)."""

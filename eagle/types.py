@@ -69,6 +69,43 @@ class Scorer(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class MaskedImages:
+    """B masked variants of one image, described rather than composed: row b of `keep` (B, n) bool
+    says which regions of `labels` (H, W) image b shows; every other pixel is black (0).
+
+    `compose()` gives the (B, H, W, 3) uint8 batch. A `MaskedScorer` scores this description directly
+    (an in-process backend builds its inputs at the processor's resolution, never composing the
+    full-size images); every other scorer is given `compose()`.
+    """
+
+    image: RGBImage  # (H, W, 3) uint8
+    labels: LabelMap  # (H, W) region ids 0..n-1
+    keep: np.ndarray  # (B, n) bool
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def compose(self) -> RGBBatch:
+        """The masked images (B, H, W, 3) uint8."""
+        from eagle.masking import compose
+
+        return compose(self.image, self.labels, self.keep)
+
+
+@runtime_checkable
+class MaskedScorer(Scorer, Protocol):
+    """A Scorer that also scores masked variants of one image from their description.
+
+    `score_masked(masked, request)` must equal `score(masked.compose(), request)`; it only saves
+    the work of composing (and, in-process, resizing) full-size masked images.
+    """
+
+    def score_masked(self, masked: MaskedImages, request: ScoreRequest) -> Scores:
+        """Probabilities (B, N) of the request's targets for each of the B masked images."""
+        ...
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GenerationRequest:
     image: RGBImage  # (H, W, 3) uint8

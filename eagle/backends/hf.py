@@ -20,7 +20,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from eagle.backends import allocator
 from eagle.backends.chat import ChatTokens, chat_messages
 from eagle.backends.hf_checkpoint import check_checkpoint, load_model, load_processor
 from eagle.backends.shared_prompt_inputs import SharedPromptInputs, run_processor
-from eagle.types import Answer, BackendInfo, GenerationRequest, RGBBatch, ScoreRequest, Scores
+from eagle.types import Answer, BackendInfo, GenerationRequest, MaskedImages, RGBBatch, ScoreRequest, Scores
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +169,28 @@ class HFBackend(ChatTokens):
         inputs = run_processor(self.processor, texts, list(images))
         return {k: v.to(self.device) for k, v in inputs.items()}
 
-    def _score_inputs(self, text: str, images: RGBBatch) -> dict:
-        """Inputs for one prompt over a chunk of same-size images: the verified shortcut when the
-        processor allows it (same tensors, far cheaper), else the processor."""
-        inputs = None if self._shared_inputs is None else self._shared_inputs(text, images)
+    def _score_inputs(self, text: str, images: RGBBatch | MaskedImages) -> dict:
+        """Inputs for one prompt over a chunk of same-size images, composed or described: the verified
+        shortcut when the processor allows it (same tensors, far cheaper), else the processor."""
+        inputs = None
+        if self._shared_inputs is not None:
+            if isinstance(images, MaskedImages):
+                build = self._shared_inputs.masked(text, images)
+                inputs = None if build is None else build(images.keep)
+            else:
+                inputs = self._shared_inputs(text, images)
         if inputs is None:
+            if isinstance(images, MaskedImages):
+                images = images.compose()
             return self._inputs([text] * len(images), images)
         return {k: v.to(self.device) for k, v in inputs.items()}
 
-    def _prompt_len(self, text: str, images: RGBBatch) -> int:
-        """Prompt tokens with one image of this batch's size (placeholders expanded), which sizes the
+    def _prompt_len(self, text: str, size: tuple[int, int], inputs_for_one: Callable[[], dict]) -> int:
+        """Prompt tokens with one image of this size (placeholders expanded), which sizes the
         scoring batches; built once per prompt and image size, not on every score call."""
-        key = (text, images.shape[1], images.shape[2])
+        key = (text, *size)
         if key not in self._prompt_lens:
-            self._prompt_lens[key] = int(self._score_inputs(text, images[:1])["input_ids"].shape[1])
+            self._prompt_lens[key] = int(inputs_for_one()["input_ids"].shape[1])
         return self._prompt_lens[key]
 
     def auto_batch_size(self, seq_len: int) -> int:
@@ -199,36 +207,64 @@ class HFBackend(ChatTokens):
 
     def score(self, images: RGBBatch, request: ScoreRequest) -> Scores:
         """Probabilities (B, N) float64 of the request's targets for each image (B, H, W, 3) uint8."""
-        import torch
-
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be a uint8 batch (B, H, W, 3), got {images.shape} {images.dtype}")
         text = self.prompt_text(request.prompt, request.system)
+        return self._score_batches(
+            len(images), images.shape[1:3], lambda a, b: self._score_inputs(text, images[a:b]), request
+        )
+
+    def score_masked(self, masked: MaskedImages, request: ScoreRequest) -> Scores:
+        """`score(masked.compose(), request)`, without composing full-size masked images where the
+        verified input shortcut resizes them from their regions (the same tensors, bit for bit)."""
+        text = self.prompt_text(request.prompt, request.system)
+        image, labels, keep = masked.image, masked.labels, np.asarray(masked.keep, bool)
+        shape_ok = image.ndim == 3 and image.shape[2] == 3 and labels.shape == image.shape[:2]
+        if not shape_ok or image.dtype != np.uint8:
+            raise ValueError(
+                f"masked images need a uint8 image (H, W, 3) and a label map (H, W), got {image.shape} "
+                f"{image.dtype} and {labels.shape}"
+            )
+
+        def inputs(a: int, b: int) -> dict:
+            return self._score_inputs(text, MaskedImages(image, labels, keep[a:b]))
+
+        return self._score_batches(len(keep), image.shape[:2], inputs, request)
+
+    def _score_batches(
+        self, n: int, size: tuple[int, int], inputs_for: Callable[[int, int], dict], request: ScoreRequest
+    ) -> Scores:
+        """Scores of n images whose model inputs `inputs_for(start, stop)` builds, in batches that fit
+        the memory budget."""
+        import torch
+
+        text = self.prompt_text(request.prompt, request.system)
         prefix = list(request.answer_ids[: request.last_position])  # truncate after the last target
         positions = torch.tensor(request.target_positions, device=self.device)
         targets = torch.tensor(request.target_ids, device=self.device)
-        out = np.empty((images.shape[0], request.n_targets), np.float64)
+        out = np.empty((n, request.n_targets), np.float64)
         start = 0
-        step = self.auto_batch_size(self._prompt_len(text, images) + len(prefix)) if len(images) else 1
-        while start < images.shape[0]:
-            chunk = images[start : start + step]
-            inputs = _append_tokens(self._score_inputs(text, chunk), prefix, self.answer_token_type)
+        prompt_len = self._prompt_len(text, size, lambda: inputs_for(0, 1)) if n else 0
+        step = self.auto_batch_size(prompt_len + len(prefix)) if n else 1
+        while start < n:
+            stop = min(n, start + step)
+            inputs = _append_tokens(inputs_for(start, stop), prefix, self.answer_token_type)
             keep = len(prefix) + 1  # logits at the last prompt token and at each prefix token
             try:
                 with torch.inference_mode():
                     logits = self.model(**inputs, use_cache=False, logits_to_keep=keep).logits  # (b, keep, V)
             except torch.OutOfMemoryError:
-                if len(chunk) == 1:
+                if stop - start == 1:
                     raise
-                step = max(1, len(chunk) // 2)  # the estimate was too generous: halve and retry
-                log.warning("out of memory scoring %d images; retrying with batches of %d", len(chunk), step)
+                step = max(1, (stop - start) // 2)  # the estimate was too generous: halve and retry
+                log.warning("out of memory scoring %d images; retrying in batches of %d", stop - start, step)
                 continue
             logp = torch.log_softmax(logits.float(), dim=-1)
             picked = logp[:, positions, targets]  # (b, N): position t reads logits index t
-            out[start : start + len(chunk)] = picked.exp().double().cpu().numpy()
-            self.forward_passes += len(chunk)
-            start += len(chunk)
+            out[start:stop] = picked.exp().double().cpu().numpy()
+            self.forward_passes += stop - start
+            start = stop
         return out
 
     # ---- generation ----------------------------------------------------------------------

@@ -28,13 +28,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import numpy as np
+
+from eagle.backends.masked_resize import MaskedResize
+from eagle.masking import compose
+from eagle.types import MaskedImages
 
 log = logging.getLogger(__name__)
 
@@ -139,20 +143,66 @@ class SharedPromptInputs:
         self.processor = processor
         self._plans: dict[tuple[int, int], _Plan | None] = {}
         self._tokens: dict[tuple[str, int, int], dict[str, Any]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._last_masked: tuple[np.ndarray, np.ndarray, _Resize, MaskedResize | None] | None = None
 
     def __call__(self, text: str, images: np.ndarray) -> dict[str, Any] | None:
         _, height, width, _ = images.shape
+        plan = self._plan_for(text, height, width)
+        return None if plan is None else self._build(plan, text, images)
+
+    def masked(self, text: str, masked: MaskedImages) -> Callable[[np.ndarray], dict[str, Any]] | None:
+        """A builder of the processor's tensors for the masked images of keep rows (b, n) of `masked`
+        (its image and label map), or None when no verified shortcut exists (then compose and run
+        the processor). Where the processor resizes, the masked images are resized from their
+        regions (`MaskedResize`, checked against Pillow on this image) and never composed at full
+        size; at the processor's own size composing is all the work there is."""
+        height, width = masked.image.shape[:2]
+        plan = self._plan_for(text, height, width)
+        if plan is None:
+            return None
+        if plan.resize is None:
+            return lambda keep: self._build(plan, text, compose(masked.image, masked.labels, keep))
+        resize = self._masked_resize(masked, plan.resize)
+        if resize is None:
+            return None
+        return lambda keep: self._from_resized(plan, text, resize(keep), height, width)
+
+    def _plan_for(self, text: str, height: int, width: int) -> _Plan | None:
         with self._lock:  # one plan per size, even when several threads score at once
             if (height, width) not in self._plans:
                 self._plans[(height, width)] = self._plan(text, height, width)
-            plan = self._plans[(height, width)]
-        return None if plan is None else self._build(plan, text, images)
+            return self._plans[(height, width)]
+
+    def _masked_resize(self, masked: MaskedImages, resize: _Resize) -> MaskedResize | None:
+        """The region-wise resize of this image and label map (one cached: an explanation scores
+        many batches of one image), or None when it does not reproduce Pillow on this image."""
+        with self._lock:
+            cached = self._last_masked
+            if not (
+                cached is not None
+                and cached[2] == resize
+                and np.array_equal(cached[0], masked.image)
+                and np.array_equal(cached[1], masked.labels)
+            ):
+                built = MaskedResize.build(masked.image, masked.labels, resize.size, resize.resample)
+                if built is None:
+                    log.debug("masked %s: composing full-size images (no exact region-wise resize)", resize)
+                cached = (masked.image.copy(), masked.labels.copy(), resize, built)
+                self._last_masked = cached
+            return cached[3]
 
     def _build(self, plan: _Plan, text: str, images: np.ndarray) -> dict[str, Any]:
-        n, height, width, _ = images.shape
+        _, height, width, _ = images.shape
         if plan.resize is not None:
             images = plan.resize(images)
+        return self._from_resized(plan, text, images, height, width)
+
+    def _from_resized(
+        self, plan: _Plan, text: str, images: np.ndarray, height: int, width: int
+    ) -> dict[str, Any]:
+        """Inputs from images already at the processor's resize (for `height` x `width` inputs)."""
+        n = len(images)
         if plan.gather is None:
             return run_processor(self.processor, [text] * n, images)
         tokens = self._token_inputs(text, height, width)

@@ -90,6 +90,27 @@ def test_scores_through_the_shortcut_equal_the_processors_and_never_depend_on_ba
     assert np.ptp(np.log(ref[:, 0])) > 1e-4, "the image must move the score"
 
 
+def test_masked_images_scored_from_their_regions_equal_the_processor_on_composed_images(family):
+    """What EAGLE scores in-process (a description of masked images, resized from their regions
+    where the processor resizes) equals the processor on the composed images (what a server does)."""
+    from eagle.backends.hf import HFBackend
+    from eagle.regions import SlicoSegmenter
+    from eagle.types import MaskedImages
+
+    name, _, backend = family
+    side = FAMILIES[name].native_size * 3 // 2  # every family's processor resizes this
+    image = _images(3, (side, side), seed=5)[2]
+    labels = SlicoSegmenter(n_segments=12).segment(image)
+    keep = np.random.default_rng(5).random((5, int(labels.max()) + 1)) < 0.5
+    keep[0] = True
+    masked = MaskedImages(image, labels, keep)
+    request = _request(backend)
+    slow = HFBackend(backend.model, processor=backend.processor, fast_inputs=False, batch_size=5)
+    fast = HFBackend(backend.model, processor=backend.processor, batch_size=2)
+    got = fast.score_masked(masked, request)
+    np.testing.assert_allclose(got, slow.score(masked.compose(), request), rtol=0, atol=1e-6)
+
+
 def test_answers_yes_and_stops_in_batches_of_several_images(family):
     from eagle.backends.hf import HFBackend
 

@@ -164,3 +164,70 @@ def test_probe_processor_inputs_are_identical_to_the_processors_at_its_size_and_
         assert set(fast) == set(slow)
         for key in slow:
             assert torch.equal(fast[key], slow[key]), (key, h, w)
+
+
+def masked_batch(h=64, w=48, seed=4):
+    from eagle.regions import SlicoSegmenter
+    from eagle.types import MaskedImages
+
+    image = images(n=3, h=h, w=w, seed=seed)[2]
+    labels = SlicoSegmenter(n_segments=10).segment(image)
+    keep = np.random.default_rng(seed).random((5, int(labels.max()) + 1)) < 0.5
+    keep[0] = True
+    return MaskedImages(image, labels, keep)
+
+
+@pytest.mark.parametrize("pixels", [normalise, patchify], ids=["clip", "patches"])
+def test_masked_batches_are_resized_from_their_regions_and_equal_the_processor_on_composed_images(pixels):
+    proc = FakeProcessor(pixels, size=(20, 16))
+    masked = masked_batch()
+    fast = SharedPromptInputs(proc)
+    build = fast.masked("prompt", masked)
+    assert build is not None
+    resized = proc.image_processor.resized
+    got = build(masked.keep)
+    assert proc.image_processor.resized == resized  # no masked image went through a resize
+    want = run_processor(proc, ["prompt"] * len(masked), list(masked.compose()))
+    assert set(got) == set(want)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    rows = build(masked.keep[2:4])  # any subset of the rows (the backend's batches)
+    assert torch.equal(rows["pixel_values"], want["pixel_values"][2:4])
+
+
+def test_masked_batches_at_the_processors_own_size_and_without_a_shortcut():
+    masked = masked_batch(h=20, w=16)
+    proc = FakeProcessor(normalise, size=(20, 16))
+    got = SharedPromptInputs(proc).masked("prompt", masked)(masked.keep)
+    want = run_processor(proc, ["prompt"] * len(masked), list(masked.compose()))
+    assert torch.equal(got["pixel_values"], want["pixel_values"])
+    assert SharedPromptInputs(FakeProcessor(blur)).masked("prompt", masked_batch()) is None
+
+
+@pytest.mark.model
+def test_probe_scores_of_masked_512_px_images_equal_the_processor_path():
+    """The in-process backend scores masked 512 px images from their regions (never composing them)
+    exactly as the processor scores the composed images, which is what a vLLM server computes."""
+    from PIL import Image
+
+    from eagle.backends.hf import HFBackend
+    from eagle.regions import SlicoSegmenter
+    from eagle.types import MaskedImages, ScoreRequest
+    from probe.model import CHECKPOINT_DIR
+    from probe.world import make_scene
+
+    fast, processor = HFBackend(CHECKPOINT_DIR), HFBackend(CHECKPOINT_DIR, fast_inputs=False)
+    scene = Image.fromarray(make_scene(4242, 3, "heldout").image)
+    image = np.asarray(scene.resize((512, 512), Image.BICUBIC))
+    labels = SlicoSegmenter(n_segments=24).segment(image)
+    keep = np.random.default_rng(0).random((7, int(labels.max()) + 1)) < 0.5
+    keep[0], keep[1] = True, False
+    yes, no = fast.token_id("Yes"), fast.token_id("No")
+    request = ScoreRequest(prompt="Is there a star in the image?", answer_ids=(yes,),
+                           target_positions=(0, 0), target_ids=(yes, no))  # fmt: skip
+    masked = MaskedImages(image, labels, keep)
+    got = fast.score_masked(masked, request)
+    assert fast._shared_inputs._last_masked[3] is not None, "the region-wise resize was not used"
+    want = processor.score(masked.compose(), request)
+    assert np.abs(np.log(got) - np.log(want)).max() <= 1e-6
+    assert np.array_equal(got, want)  # the same tensors reach the model: bit-identical
