@@ -121,6 +121,9 @@ def test_serve_probe_starts_answers_and_stops_on_ctrl_c(vllm_env, probe_checkpoi
         [*CLI, "serve", "probe", "--port", str(port), "--model",
          str(probe_checkpoint)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        # Ctrl-C's default action, even when the suite itself runs in the background (a shell
+        # starts background jobs with SIGINT ignored, and Python then installs no handler for it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         url = proc.stdout.readline().strip()  # printed once healthy
