@@ -212,7 +212,7 @@ class HFBackend(ChatTokens):
             raise ValueError(f"images must be a uint8 batch (B, H, W, 3), got {images.shape} {images.dtype}")
         text = self.prompt_text(request.prompt, request.system)
         return self._score_batches(
-            len(images), images.shape[1:3], lambda a, b: self._score_inputs(text, images[a:b]), request
+            len(images), images.shape[1:3], text, lambda a, b: self._score_inputs(text, images[a:b]), request
         )
 
     def score_masked(self, masked: MaskedImages, request: ScoreRequest) -> Scores:
@@ -230,16 +230,20 @@ class HFBackend(ChatTokens):
         def inputs(a: int, b: int) -> dict:
             return self._score_inputs(text, MaskedImages(image, labels, keep[a:b]))
 
-        return self._score_batches(len(keep), image.shape[:2], inputs, request)
+        return self._score_batches(len(keep), image.shape[:2], text, inputs, request)
 
     def _score_batches(
-        self, n: int, size: tuple[int, int], inputs_for: Callable[[int, int], dict], request: ScoreRequest
+        self,
+        n: int,
+        size: tuple[int, int],
+        text: str,
+        inputs_for: Callable[[int, int], dict],
+        request: ScoreRequest,
     ) -> Scores:
-        """Scores of n images whose model inputs `inputs_for(start, stop)` builds, in batches that fit
-        the memory budget."""
+        """Scores of n images of this size for prompt `text`, whose model inputs
+        `inputs_for(start, stop)` builds, in batches that fit the memory budget."""
         import torch
 
-        text = self.prompt_text(request.prompt, request.system)
         prefix = list(request.answer_ids[: request.last_position])  # truncate after the last target
         positions = torch.tensor(request.target_positions, device=self.device)
         targets = torch.tensor(request.target_ids, device=self.device)
