@@ -42,6 +42,7 @@ from audit.record import run_record
 from audit.runner import LocalRunner, Runner
 from auditors.benchmarks.base import BenchmarkData, DataSource, Item, Target
 from storage.buffer import BufferedWriter
+from storage.duckdb_errors import interrupt_behind
 from storage.store import Store
 
 log = logging.getLogger("audit")
@@ -174,13 +175,16 @@ def run_audit(
             or next((r["error"] for r in explain_rows if r["error"]), None),
         )
     except BaseException as exc:
-        cause = describe_failure(exc)
+        ended_by = interrupt_behind(exc)  # an interrupt a DuckDB query turned into its own error
+        cause = describe_failure(ended_by)
         log.error("run %s failed: %s", run_id, cause)
         try:
             store.finish_run(run_id, "failed", error=cause)
         except Exception as close_error:  # noqa: BLE001 - e.g. disk full: keep the original error
             log.error("could not record run %s as failed: %s", run_id, close_error)
         store.close()  # the attempt is over: its lock goes even when its status could not be written
+        if ended_by is not exc:
+            raise ended_by from exc
         raise
     status = "failed" if error else "complete"
     store.finish_run(run_id, status, error=error)

@@ -59,6 +59,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; turn any error into one `Error:` line (click prints it, exit 1)."""
         from eagle_audit.errors import describe, one_line
+        from storage.duckdb_errors import interrupt_behind
         from storage.writer import is_disk_full
 
         try:
@@ -75,6 +76,8 @@ class LazyGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if (interrupt := interrupt_behind(exc)) is not exc:
+                raise interrupt from exc  # an interrupt that a DuckDB query turned into its own error
             if debug_enabled(ctx):
                 raise
             raise click.ClickException(describe(exc)) from exc

@@ -24,6 +24,8 @@ from typing import Any, NoReturn
 
 from fsspec.spec import AbstractFileSystem
 
+from storage.duckdb_errors import noting_interrupts
+
 PROTOCOL = "eaglestore"
 PREFIX = PROTOCOL + "://"
 
@@ -47,9 +49,11 @@ class PositionalReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    @noting_interrupts
     def tell(self) -> int:
         return getattr(self._local, "pos", 0)
 
+    @noting_interrupts
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self._size}[whence]
         if base + offset < 0:
@@ -57,6 +61,7 @@ class PositionalReader(io.RawIOBase):
         self._local.pos = base + offset
         return self._local.pos
 
+    @noting_interrupts
     def read(self, size: int | None = -1) -> bytes:
         pos = self.tell()
         if size is None or size < 0:
@@ -76,6 +81,7 @@ class PositionalReader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    @noting_interrupts
     def close(self) -> None:
         if not self.closed:
             os.close(self._fd)
@@ -146,10 +152,21 @@ class ReadOnlyStoreFS(AbstractFileSystem):
         return {"name": rel, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
 
     # ---- reading ----------------------------------------------------------------------------
+    @noting_interrupts
     def info(self, path: Any, **kwargs: Any) -> dict[str, Any]:
         rel, full = self._local(path)
         return self._entry(rel, os.stat(full))
 
+    @noting_interrupts
+    def exists(self, path: Any, **kwargs: Any) -> bool:
+        # fsspec's own catches everything (`except:`), an interrupt too
+        try:
+            self.info(path)
+        except Exception:  # noqa: BLE001 - missing, refused or unreadable: not there for DuckDB
+            return False
+        return True
+
+    @noting_interrupts
     def ls(self, path: Any, detail: bool = True, **kwargs: Any) -> list[Any]:
         rel, full = self._local(path)
         if not os.path.isdir(full):
@@ -167,6 +184,7 @@ class ReadOnlyStoreFS(AbstractFileSystem):
         entries.sort(key=lambda x: x["name"])
         return entries if detail else [x["name"] for x in entries]
 
+    @noting_interrupts
     def glob(self, path: Any, maxdepth: int | None = None, **kwargs: Any) -> Any:
         """Paths matching `path` (Python's glob rules: `*` skips dot files; `**` recurses), each
         checked like any path; a pattern starting outside the store or in a hidden directory is
@@ -194,9 +212,11 @@ class ReadOnlyStoreFS(AbstractFileSystem):
             return {name: self.info(name) for name in found}
         return found
 
+    @noting_interrupts
     def modified(self, path: Any) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.info(path)["mtime"], tz=dt.UTC)
 
+    @noting_interrupts
     def _open(self, path: Any, mode: str = "rb", **kwargs: Any):
         rel, full = self._local(path)
         if mode != "rb":

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from storage import layout
 from storage.connection import connect_readonly
+from storage.duckdb_errors import interrupt_behind, raised_in_callback
 from storage.layout import Partition, check_run_id, check_store_path, is_compacted, is_data_file, run_of_part
 from storage.rows import Rows, conform, to_json, to_table
 from storage.schemas import (
@@ -258,10 +259,10 @@ class Store:
             return _retry_vanished(lambda: con.sql(statements[0], params=params).to_arrow_table())
         except duckdb.Error as exc:
             # a refusal of the store's filesystem comes back as a Python traceback: keep its last line
-            text = str(exc).rstrip()
-            if not text.startswith("Traceback (most recent call last)"):
+            line = raised_in_callback(str(exc))
+            if line is None:
                 raise
-            raise type(exc)(text.splitlines()[-1]) from exc
+            raise type(exc)(line) from exc
         finally:
             con.close()
 
@@ -747,14 +748,17 @@ class Store:
 def _retry_vanished(fn: Callable[[], T]) -> T:
     """Run a query again when a file it globbed was deleted before DuckDB opened it (compaction
     removing replaced files); the next glob no longer lists it. Three attempts. (The store's
-    filesystem raises FileNotFoundError, which DuckDB passes on as an Error with its text.)"""
+    filesystem raises FileNotFoundError, which DuckDB passes on as an Error with its text.)
+    An interrupt that DuckDB turned into an error is raised as an interrupt (storage.duckdb_errors)."""
     import duckdb
 
     for attempt in range(3):
         try:
             return fn()
-        except duckdb.Error as exc:
-            if "No such file" not in str(exc) or attempt == 2:
+        except Exception as exc:
+            if (interrupt := interrupt_behind(exc)) is not exc:
+                raise interrupt from exc
+            if not isinstance(exc, duckdb.Error) or "No such file" not in str(exc) or attempt == 2:
                 raise
             log.debug("a file vanished during a query, retrying: %s", exc)
     raise AssertionError("unreachable")

@@ -177,3 +177,30 @@ def test_the_run_record_names_an_interrupt_and_its_signal() -> None:
     assert describe_failure(ValueError("bad row")) == "ValueError: bad row"
     assert describe_failure(KeyboardInterrupt("signal 15")) == "interrupted: KeyboardInterrupt: signal 15"
     assert describe_failure(Terminated()) == "interrupted: Terminated (signal 15)"
+
+
+def test_an_interrupt_in_a_store_query_ends_the_run_interrupted(reference, tmp_path, monkeypatch) -> None:
+    """DuckDB turns an interrupt raised inside the store's filesystem into its own error: the run
+    must still end as interrupted (seen: a SIGTERM landing in a query recorded a DuckDB traceback)."""
+    import storage.readonly_fs as readonly_fs
+
+    real_iglob = readonly_fs.pyglob.iglob
+    armed: list[bool] = []
+
+    def iglob(*args, **kwargs):  # the first glob after the first explanation raises the interrupt
+        if armed and armed.pop():
+            raise Crash("signal 15")
+        return real_iglob(*args, **kwargs)
+
+    def progress(step: str, done: int, total: int) -> None:
+        if step == "explain" and done == 1 and not armed:
+            armed.append(True)
+            monkeypatch.setattr(readonly_fs.pyglob, "iglob", iglob)
+
+    store = tmp_path / "store"
+    with pytest.raises(Crash):
+        run_audit(AuditConfig(store=store, run_id="stopped", **SMALL), progress=progress, buffer_rows=1)
+    monkeypatch.undo()
+    assert armed == []  # the interrupt was raised (inside a query: the glob runs in DuckDB)
+    error = Store(store).query("SELECT status, error FROM runs WHERE run_id = 'stopped'").to_pylist()
+    assert error == [{"status": "failed", "error": "interrupted: Crash: signal 15"}]
