@@ -12,7 +12,6 @@ a normal exit, SIGTERM or SIGINT stops it in `stop()`.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -21,16 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from eagle.backends.lifetime import parent_death_signal
+
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 # Below this much free space under PREFECT_HOME a server that died is reported as out of disk.
 _LOW_DISK_BYTES = 16 * 1024 * 1024
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _site_packages_of(package: str) -> str:
@@ -87,7 +82,7 @@ class TemporaryPrefectServer:
         self._log_file = log_file
         self.process = subprocess.Popen(
             cmd, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent, close_fds=True,
+            preexec_fn=parent_death_signal(signal.SIGKILL), close_fds=True,
         )  # fmt: skip
         return self
 

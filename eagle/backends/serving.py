@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eagle.backends.lifetime import parent_death_signal
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -174,10 +176,12 @@ class ManagedServer:
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         log.info("starting vLLM server: %s (log: %s)", " ".join(cmd), self.log_path)
         # A new session makes the server the leader of its own process group, so stop() can end the
-        # API server and its engine-core workers together.
+        # API server and its engine-core workers together. If this process dies without stop() (a
+        # SIGKILL), the API server gets SIGTERM and stops its engine core itself.
         self._proc = subprocess.Popen(
-            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            preexec_fn=parent_death_signal(signal.SIGTERM),
+        )  # fmt: skip
         return self
 
     def log_tail(self, n: int = 40) -> str:

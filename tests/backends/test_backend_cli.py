@@ -92,16 +92,22 @@ def test_serve_probe_without_model_dir_fails_cleanly(tmp_path):
 
 
 def _vllm_processes_on(port: int) -> list[int]:
-    found = []
+    """The API server on `port` and every process of its session (its engine core)."""
+    procs = {}  # pid -> (command line, session id)
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                stat = (proc / "stat").read_text()
             except OSError:
                 continue
-            if "vllm.entrypoints.openai.api_server" in cmd and f"--port {port} " in cmd + " ":
-                found.append(int(proc.name))
-    return found
+            procs[int(proc.name)] = (cmd, int(stat.rsplit(")", 1)[1].split()[3]))  # state ppid pgrp session
+    servers = {
+        pid
+        for pid, (cmd, _) in procs.items()
+        if "vllm.entrypoints.openai.api_server" in cmd and f"--port {port} " in cmd + " "
+    }  # each leads its own session
+    return sorted(pid for pid, (_, session) in procs.items() if pid in servers or session in servers)
 
 
 @pytest.mark.vllm
@@ -115,7 +121,10 @@ def test_serve_setup_is_idempotent(vllm_env):
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_serve_probe_starts_answers_and_stops_on_ctrl_c(vllm_env, probe_checkpoint):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_serve_probe_starts_answers_and_leaves_nothing_when_stopped(vllm_env, probe_checkpoint, sig):
+    """Ctrl-C stops the server cleanly; a SIGKILL of the CLI (no clean-up runs) must not leave the
+    vLLM API server or its engine core running either."""
     port = free_port()
     proc = subprocess.Popen(
         [*CLI, "serve", "probe", "--port", str(port), "--model",
@@ -132,19 +141,21 @@ def test_serve_probe_starts_answers_and_stops_on_ctrl_c(vllm_env, probe_checkpoi
         )
         models = httpx.get(f"{url}/v1/models", timeout=30).json()
         assert [m["id"] for m in models["data"]] == ["probe"]
-        assert _vllm_processes_on(port)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 0
-        deadline = time.monotonic() + 30
+        assert len(_vllm_processes_on(port)) >= 2  # the API server and its engine core
+        proc.send_signal(sig)
+        assert proc.wait(timeout=120) == (0 if sig == signal.SIGINT else -signal.SIGKILL)
+        deadline = time.monotonic() + 60
         while _vllm_processes_on(port) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert not _vllm_processes_on(port), "vLLM processes survived Ctrl-C"
+        assert not _vllm_processes_on(port), f"vLLM processes survived {sig.name}"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{url}/v1/models", timeout=5)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+        for pid in _vllm_processes_on(port):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_managed_server_runs_one_engine_process_with_the_given_threads_unless_asked_otherwise():
