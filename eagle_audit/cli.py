@@ -59,7 +59,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; turn any error into one `Error:` line (click prints it, exit 1)."""
         from eagle_audit.errors import describe, one_line
-        from storage.duckdb_errors import interrupt_behind
+        from storage.duckdb_errors import raise_interrupt_behind
         from storage.writer import is_disk_full
 
         try:
@@ -68,6 +68,7 @@ class LazyGroup(click.Group):
             raise  # click prints usage and the error, exit 2
         except click.ClickException as exc:
             cause = exc.__cause__
+            raise_interrupt_behind(cause)  # a command wrapped an interrupt that DuckDB made an error
             if cause is not None and debug_enabled(ctx):
                 traceback.print_exception(cause)
             full = cause is not None and is_disk_full(cause)
@@ -76,8 +77,7 @@ class LazyGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
-            if (interrupt := interrupt_behind(exc)) is not exc:
-                raise interrupt from exc  # an interrupt that a DuckDB query turned into its own error
+            raise_interrupt_behind(exc)  # an interrupt that a DuckDB query turned into its own error
             if debug_enabled(ctx):
                 raise
             raise click.ClickException(describe(exc)) from exc

@@ -56,7 +56,7 @@ def interrupt_behind(exc: BaseException) -> BaseException:
 
     The interrupt is the one a callback of this thread noted when there is one, else a
     QueryInterrupted naming what DuckDB kept of it. Callers catching errors of store queries use it
-    to end as interrupted, not failed: `except Exception as e: raise interrupt_behind(e) from e`."""
+    (or `raise_interrupt_behind`) to end as interrupted, not failed."""
     if not isinstance(exc, Exception):
         return exc
     kept = _interrupt_text(exc)
@@ -64,6 +64,12 @@ def interrupt_behind(exc: BaseException) -> BaseException:
         return exc
     noted, _noted.interrupt = getattr(_noted, "interrupt", None), None
     return noted if noted is not None else QueryInterrupted(kept)
+
+
+def raise_interrupt_behind(exc: BaseException | None) -> None:
+    """Raise the interrupt that DuckDB turned into `exc`, if it did (see `interrupt_behind`)."""
+    if exc is not None and (interrupt := interrupt_behind(exc)) is not exc:
+        raise interrupt from exc
 
 
 def _interrupt_text(exc: BaseException | None) -> str | None:

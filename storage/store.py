@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from storage import layout
 from storage.connection import connect_readonly
-from storage.duckdb_errors import interrupt_behind, raised_in_callback
+from storage.duckdb_errors import raise_interrupt_behind, raised_in_callback
 from storage.layout import Partition, check_run_id, check_store_path, is_compacted, is_data_file, run_of_part
 from storage.rows import Rows, conform, to_json, to_table
 from storage.schemas import (
@@ -756,8 +756,7 @@ def _retry_vanished(fn: Callable[[], T]) -> T:
         try:
             return fn()
         except Exception as exc:
-            if (interrupt := interrupt_behind(exc)) is not exc:
-                raise interrupt from exc
+            raise_interrupt_behind(exc)
             if not isinstance(exc, duckdb.Error) or "No such file" not in str(exc) or attempt == 2:
                 raise
             log.debug("a file vanished during a query, retrying: %s", exc)

@@ -104,3 +104,19 @@ def test_a_real_signal_at_any_moment_of_a_query_ends_it_as_the_interrupt(synthet
     # interrupted") failed the loop above
     counts = {k: outcomes.count(k) for k in set(outcomes)}
     assert counts.get("noted", 0) + counts.get("recovered", 0) > 0, counts
+
+
+def test_the_cli_ends_an_interrupted_query_like_ctrl_c(synthetic_store: Path, monkeypatch) -> None:
+    """What DuckDB raises when a signal's handler ran inside its own signal check (the handler's
+    exception is gone): the CLI stops as on Ctrl-C, not with an `Error:` line about a RuntimeError."""
+    from click.testing import CliRunner
+
+    from eagle_audit.cli import main
+
+    def interrupted(self, sql, params=None):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(Store, "query", interrupted)
+    result = CliRunner().invoke(main, ["query", "--store", str(synthetic_store), "SELECT 1"])
+    assert result.exit_code == 1 and "Aborted!" in result.output, result.output
+    assert "Error" not in result.output
