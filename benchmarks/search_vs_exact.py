@@ -8,7 +8,10 @@ exact's means, and the paired difference with a bootstrap 95% CI. Tune only on s
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/search_vs_exact.py --seed 100 101 --n 12 \\
         --exact-cache "/tmp/exact_{seed}.pkl" "coarse:coarse=12,refine_below=0.05" "lazy"
 
-A variant is NAME[:key=value,...] with NAME in exact, efficient, lazy, coarse (CoarseToFineSearch).
+A variant is NAME[:key=value,...][~REL] with NAME in exact, efficient, lazy, coarse
+(CoarseToFineSearch); `~REL` scores through JitterScorer (every score times 1 + REL·u, u uniform in
+[-1, 1] and fixed per image): `exact~1e-6` measures how far the exact search itself moves under
+differences the size of float32 rounding (what another CPU, thread count or batch size gives).
 The exact results (forwards, AUCs, last region) can be cached in a pickle keyed by sample name: the
 exact search is ~4,100 forwards per sample at 64 regions. --score-cache DIR keeps every score per sample,
 so tuning runs repeat no model call (a few MB per sample). Several seeds are pooled (one CI over all
@@ -45,9 +48,26 @@ def _value(text: str):
 
 
 def parse_variant(spec: str):
+    """(search, relative jitter) of a variant spec."""
+    spec, _, jitter = spec.partition("~")
     name, _, args = spec.partition(":")
     kwargs = dict(kv.split("=", 1) for kv in args.split(",") if kv)
-    return CLASSES[name](**{k: _value(v) for k, v in kwargs.items()})
+    return CLASSES[name](**{k: _value(v) for k, v in kwargs.items()}), float(jitter or 0)
+
+
+class JitterScorer:
+    """Scores times 1 + rel·u, u uniform in [-1, 1], drawn from the image's bytes (the same image
+    always gets the same scores): numerical noise of float32 size, nothing more."""
+
+    def __init__(self, scorer, rel: float) -> None:
+        self.scorer, self.rel = scorer, rel
+
+    def score(self, images, request):
+        rows = np.asarray(self.scorer.score(images, request), float)
+        for i, im in enumerate(images):
+            seed = int.from_bytes(hashlib.sha256(im.tobytes()).digest()[:8], "little")
+            rows[i] *= 1 + self.rel * np.random.default_rng(seed).uniform(-1, 1, rows.shape[1:])
+        return rows
 
 
 def samples(backend, seed: int, n: int):
@@ -128,8 +148,10 @@ def main() -> None:
                         pickle.dump(cache, f)
             exact.append(cache[name])
             names.append(f"s{seed}-{name}")
-            for v, search in variants.items():
-                e = Eagle(scorer, search=search).explain(image, labels, req)
+            for v, (search, jitter) in variants.items():
+                e = Eagle(JitterScorer(scorer, jitter) if jitter else scorer, search=search).explain(
+                    image, labels, req
+                )
                 res[v].append((e.forward_passes, insertion_auc(e), deletion_auc(e), int(e.order[-1])))
             say(f"done s{seed}-{name}")
     ex = np.array(exact, float)
