@@ -174,6 +174,8 @@ def run_audit(
             first_error=next((a["error"] for a in answers if a["error"]), None)
             or next((r["error"] for r in explain_rows if r["error"]), None),
         )
+        status = "failed" if error else "complete"
+        store.finish_run(run_id, status, error=error)  # an interrupt in here still closes the run
     except BaseException as exc:
         ended_by = interrupt_behind(exc)  # an interrupt a DuckDB query turned into its own error
         cause = describe_failure(ended_by)
@@ -186,8 +188,6 @@ def run_audit(
         if ended_by is not exc:
             raise ended_by from exc
         raise
-    status = "failed" if error else "complete"
-    store.finish_run(run_id, status, error=error)
     report = write_report(store, run_id) if config.report else None
     result = AuditResult(
         run_id=run_id,

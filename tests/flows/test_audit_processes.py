@@ -160,8 +160,8 @@ def test_killed_in_every_phase_and_resumed_equals_an_uninterrupted_run(uninterru
             survivors = [pid for pid in survivors if _alive(pid)]
         assert not survivors, f"processes outlived the killed CLI: {survivors}"
         status = Store(store).run_status("killed")
-        if status == "complete" and sig == signal.SIGKILL:
-            # The kill landed after the run recorded its end (while the report was written or the
+        if status == "complete":
+            # The signal landed after the run recorded its end (while the report was written or the
             # process exited): a finished run, which the comparison below must still match.
             finished = True
             break
