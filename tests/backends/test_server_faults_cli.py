@@ -122,3 +122,21 @@ def test_a_hung_server_ends_the_command_within_the_bound(image, tmp_path):
     errors = [line for line in cli.stderr.splitlines() if line.startswith("Error:")]
     assert errors == [cli.stderr.rstrip("\n").splitlines()[-1]] and "Traceback" not in cli.stderr
     assert f"http://127.0.0.1:{port} did not answer GET /v1/models within 1s (attempt 5 of 5)" in errors[0]
+
+
+def test_the_fake_server_says_nothing_when_a_client_hangs_up(capfd):
+    """The CLI tests above read this process's output for tracebacks, and the fake server runs in
+    it: a client that resets its connections (as the CLI does to its other requests when it stops at
+    the first error) must not make the server print one."""
+    import socket
+    import struct
+
+    with FakeVLLM() as srv:
+        port = srv.httpd.server_address[1]
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # linger 0: a reset, not an orderly close
+        time.sleep(0.5)
+    assert "Traceback" not in capfd.readouterr().err
