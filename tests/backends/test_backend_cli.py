@@ -19,6 +19,7 @@ from vllm_fake_server import FakeVLLM
 from eagle.backends.serving import free_port
 from eagle_audit.cli import main
 from eagle_audit.commands.backend_options import backend_from_options
+from tests.support.processes import stat_fields
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from eagle_audit.cli import main; main()"]
@@ -98,10 +99,11 @@ def _vllm_processes_on(port: int) -> list[int]:
         if proc.name.isdigit():
             try:
                 cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                stat = (proc / "stat").read_text()
             except OSError:
                 continue
-            procs[int(proc.name)] = (cmd, int(stat.rsplit(")", 1)[1].split()[3]))  # state ppid pgrp session
+            fields = stat_fields(int(proc.name))
+            if fields is not None:
+                procs[int(proc.name)] = (cmd, int(fields[3]))  # state, ppid, pgrp, session
     servers = {
         pid
         for pid, (cmd, _) in procs.items()

@@ -14,23 +14,17 @@ import time
 import pytest
 
 from eagle.backends.lifetime import parent_death_signal
+from tests.support.processes import alive
 
 PARENT = """
 import signal, subprocess, sys
 from eagle.backends.lifetime import parent_death_signal
+from tests.support.processes import alive
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
                          preexec_fn=parent_death_signal(signal.SIGTERM), start_new_session=True)
 print(child.pid, flush=True)
 sys.stdin.read()  # until killed
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
@@ -40,15 +34,15 @@ def test_the_child_ends_when_its_parent_is_killed() -> None:
     )
     child = int(parent.stdout.readline())
     try:
-        assert _alive(child)
+        assert alive(child)
         parent.kill()  # SIGKILL: no finally, no atexit in the parent
         parent.wait(timeout=30)
         deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
+        while alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(child), "the child outlived its killed parent"
+        assert not alive(child), "the child outlived its killed parent"
     finally:
-        if _alive(child):
+        if alive(child):
             os.kill(child, signal.SIGKILL)
 
 

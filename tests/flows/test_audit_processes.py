@@ -20,6 +20,7 @@ import pytest
 
 from audit import AuditConfig, run_audit
 from storage.store import Store
+from tests.support.processes import alive
 from tests.support.store_compare import run_differences
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
@@ -49,14 +50,6 @@ def _children(pid: int) -> set[int]:
             todo += list(kids - found)
             found |= kids
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 class Attempt:
@@ -152,12 +145,12 @@ def test_killed_in_every_phase_and_resumed_equals_an_uninterrupted_run(uninterru
         code, _ = attempt.finish()
         killed += 1
         assert code != 0
-        survivors = [pid for pid in kids if _alive(pid)]
+        survivors = [pid for pid in kids if alive(pid)]
         for _ in range(50):
             if not survivors:
                 break
             time.sleep(0.2)
-            survivors = [pid for pid in survivors if _alive(pid)]
+            survivors = [pid for pid in survivors if alive(pid)]
         assert not survivors, f"processes outlived the killed CLI: {survivors}"
         status = Store(store).run_status("killed")
         if status == "complete":
