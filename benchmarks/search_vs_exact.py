@@ -29,13 +29,14 @@ from hard_suite_args import parser, probe_backend, say
 
 from eagle import Eagle, SlicoSegmenter
 from eagle.metrics import deletion_auc, insertion_auc
-from eagle.search import CoarseToFineSearch, EfficientSearch, ExactSearch, LazySearch
+from eagle.search import BidirectionalLazySearch, CoarseToFineSearch, EfficientSearch, ExactSearch, LazySearch
 from eagle.types import GenerationRequest, ScoreRequest
 
 CLASSES = {
     "exact": ExactSearch,
     "efficient": EfficientSearch,
     "lazy": LazySearch,
+    "bidirectional-lazy": BidirectionalLazySearch,
     "coarse": CoarseToFineSearch,
 }
 KINDS = ("copies", "large", "planted")

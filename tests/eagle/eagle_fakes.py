@@ -83,3 +83,26 @@ def request(n_targets: int = 1) -> ScoreRequest:
         target_positions=tuple(range(n_targets)),
         target_ids=tuple(range(10, 10 + n_targets)),
     )
+
+
+class CopiesScorer:
+    """Evidence drawn several times: f = 0.9·max over copies of (share of the copy shown)^0.25
+    plus 0.1·(an additive term with positive weights), so one region of any copy gives most of f
+    and removing a copy changes nothing while another is shown. Showing more never lowers f;
+    `falling` scores 1 − f instead (a counter token: showing more never raises it)."""
+
+    def __init__(
+        self, labels: np.ndarray, copies: list[list[int]], seed: int = 0, falling: bool = False
+    ) -> None:
+        n = int(labels.max()) + 1
+        self.labels = labels
+        self.copies = copies
+        self.w = np.random.default_rng(seed).random(n)
+        self.falling = falling
+
+    def score(self, images: np.ndarray, request: ScoreRequest) -> np.ndarray:
+        v = visible_regions(images, self.labels).astype(np.float64)  # (B, n)
+        share = np.stack([v[:, c].mean(axis=1) for c in self.copies], axis=1).max(axis=1)
+        f = 0.9 * share**0.25 + 0.1 * (v @ self.w) / self.w.sum()
+        f = 1.0 - f if self.falling else f
+        return np.repeat(f[:, None], request.n_targets, axis=1)

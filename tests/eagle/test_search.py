@@ -12,7 +12,14 @@ from eagle_fakes import ConstantScorer, InteractionScorer, LinearScorer, grid_la
 from eagle import Eagle, EfficientSearch, ExactSearch, Explanation, score_order
 from eagle.masking import compose
 from eagle.regions import region_adjacency
-from eagle.search import SEARCH_NAMES, CoarseToFineSearch, LazySearch, merge_regions, search_by_name
+from eagle.search import (
+    SEARCH_NAMES,
+    BidirectionalLazySearch,
+    CoarseToFineSearch,
+    LazySearch,
+    merge_regions,
+    search_by_name,
+)
 
 
 def reference_greedy(scorer, image, labels, req, lambda1, lambda2):
@@ -87,6 +94,8 @@ SEARCHES = [
     LazySearch(batch=1, neighbours=True, stall=None),
     LazySearch(batch=3, tolerance=0.05, stall=0.5, stall_gap=2, refresh=4),
     LazySearch(evidence=0.01, stall=None),
+    BidirectionalLazySearch(),
+    BidirectionalLazySearch(batch=2, switch=0.2),
     CoarseToFineSearch(),
     CoarseToFineSearch(coarse=3, refine_below=0.2),
     CoarseToFineSearch(coarse=1),
@@ -132,6 +141,7 @@ def test_ties_give_the_identity_order(search, n):
         ExactSearch(),
         EfficientSearch(search_scope=3, pending_samples=2, update_step=2),
         LazySearch(),
+        BidirectionalLazySearch(batch=2),
         CoarseToFineSearch(coarse=4, refine_below=0.1),
     ],
 )
