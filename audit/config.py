@@ -18,6 +18,7 @@ from typing import Any
 
 from auditors.annotations import SPLITS
 from auditors.benchmarks.base import SourceError
+from eagle.search import DEFAULT_SEARCH
 from eagle.search import SEARCH_NAMES as SEARCHES
 
 DATASETS = ("probe", "repope")
@@ -51,7 +52,7 @@ class AuditConfig:
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     explain: str = "all"  # "all" | "none" | a number of hallucinations to explain
     regions: int = 64
-    search: str = "efficient"
+    search: str = DEFAULT_SEARCH
     correction: bool = True
     seed: int = 0
     probe_images: int = 40  # size of the built-in probe world

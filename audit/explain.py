@@ -30,6 +30,7 @@ from audit.backend import backend_for
 from audit.config import AuditConfig
 from audit.data import SampleError, load_image
 from auditors.benchmarks.base import DataSource, Target
+from eagle.search import DEFAULT_SEARCH
 from eagle.types import Backend, GenerationRequest, ScoreRequest
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ ANSWER_TOKENS_METHOD = "answer-tokens"  # the answer's own tokens along the EAGL
 @dataclass(frozen=True, kw_only=True)
 class ExplainSettings:
     regions: int = 64
-    search: str = "efficient"
+    search: str = DEFAULT_SEARCH
     correction: bool = True
     max_new_tokens: int = 8  # answer length of the correction scan's regenerations
 

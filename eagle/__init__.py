@@ -7,11 +7,12 @@ This package never imports Prefect, DuckDB or a serving client at import time.
 from eagle.explanation import Explanation
 from eagle.method import Eagle, score_order
 from eagle.regions import GridSegmenter, Segmenter, SlicoSegmenter
-from eagle.search import EfficientSearch, ExactSearch, LazySearch
+from eagle.search import BidirectionalLazySearch, EfficientSearch, ExactSearch, LazySearch
 from eagle.types import Backend, MaskedImages, MaskedScorer, Scorer, ScoreRequest
 
 __all__ = [
     "Backend",
+    "BidirectionalLazySearch",
     "Eagle",
     "EfficientSearch",
     "ExactSearch",

@@ -13,7 +13,7 @@ from eagle.heatmap import overlay, save_png
 from eagle.images import load_rgb
 from eagle.method import Eagle
 from eagle.regions import SlicoSegmenter
-from eagle.search import search_by_name
+from eagle.search import DEFAULT_SEARCH, search_by_name
 from eagle.types import Backend, GenerationRequest, ScoreRequest
 
 
@@ -50,7 +50,7 @@ def explain_file(
     answer: str | None = None,
     targets: str = "all",
     counter_token: str | None = None,
-    search: str = "efficient",
+    search: str = DEFAULT_SEARCH,
     regions: int = 64,
     max_new_tokens: int = 32,
     lambda1: float = 1.0,

@@ -642,12 +642,8 @@ class CoarseToFineSearch:
 Search = ExactSearch | EfficientSearch | LazySearch | BidirectionalLazySearch | CoarseToFineSearch
 
 
-SEARCH_NAMES = (
-    "exact",
-    "efficient",
-    "lazy",
-    "bidirectional-lazy",
-)  # CoarseToFineSearch is not offered: it measured worse
+SEARCH_NAMES = ("exact", "efficient", "lazy", "bidirectional-lazy")  # not CoarseToFineSearch: measured worse
+DEFAULT_SEARCH = "bidirectional-lazy"  # why: benchmarks/RESULTS.md, issue 15
 
 
 def search_by_name(name: str) -> Search:

@@ -18,6 +18,7 @@ from audit.engine import AuditResult, ProgressLog
 from audit.explain import explain as explain_step
 from audit.gate import CANNOT, FAIL, GateFailed, GateResult, load_policy, run_gate
 from audit.generate import generate as generate_step
+from eagle.search import DEFAULT_SEARCH
 from flows.runners import PrefectRunner
 
 _STEP = {"cache_policy": NONE, "persist_result": False, "retries": 0}
@@ -42,7 +43,7 @@ def audit_flow(
     backend_options: dict[str, Any] | None = None,
     explain: str = "all",
     regions: int = 64,
-    search: str = "efficient",
+    search: str = DEFAULT_SEARCH,
     seed: int = 0,
     probe_images: int = 40,
     max_new_tokens: int | None = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from skimage.morphology import diamond, dilation
@@ -32,7 +32,7 @@ from eagle.explanation import Explanation
 from eagle.method import Eagle
 from eagle.metrics import deletion_auc, energy_point_game, insertion_auc, point_game, region_on
 from eagle.regions import SlicoSegmenter
-from eagle.search import EfficientSearch, ExactSearch
+from eagle.search import DEFAULT_SEARCH, Search, search_by_name
 from eagle.types import ScoreRequest
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class EvalConfig:
     seed: int = 0
     n: int = 50  # object samples, and at most this many planted hallucinations
     regions: int = 64  # SLICO division number
-    search: ExactSearch | EfficientSearch = EfficientSearch()
+    search: Search = field(default_factory=lambda: search_by_name(DEFAULT_SEARCH))
     rise_masks: int = 256
     max_scan: int = 40  # scan at most max_scan * n scenes looking for samples
     batch_size: int | None = None

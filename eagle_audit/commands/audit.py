@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from eagle.search import SEARCH_NAMES
+from eagle.search import DEFAULT_SEARCH, SEARCH_NAMES
 from eagle_audit.commands.backend_options import backend_keywords, backend_options
 
 log = logging.getLogger("audit")
@@ -64,7 +64,7 @@ class UsageFailure(click.ClickException):
 @click.option(
     "--regions", type=int, default=64, show_default=True, help="EAGLE division number (superpixels)."
 )
-@click.option("--search", type=click.Choice(SEARCH_NAMES), default="efficient", show_default=True)
+@click.option("--search", type=click.Choice(SEARCH_NAMES), default=DEFAULT_SEARCH, show_default=True)
 @click.option("--store", type=click.Path(path_type=Path), default=Path("store"), show_default=True)
 @click.option("--run-id", default=None, help="Resume (or name) this run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Probe world seed.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from eagle.search import SEARCH_NAMES
+from eagle.search import DEFAULT_SEARCH, SEARCH_NAMES
 from eagle_audit.commands.backend_options import backend_options
 
 
@@ -30,7 +30,7 @@ from eagle_audit.commands.backend_options import backend_options
 @click.option(
     "--counter-token", default=None, help="Explain this token instead at the target positions (e.g. No)."
 )
-@click.option("--search", type=click.Choice(SEARCH_NAMES), default="efficient", show_default=True)
+@click.option("--search", type=click.Choice(SEARCH_NAMES), default=DEFAULT_SEARCH, show_default=True)
 @click.option(
     "--regions", type=click.IntRange(min=1), default=64, show_default=True, help="SLICO division number."
 )

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from eagle.search import SEARCH_NAMES
+from eagle.search import DEFAULT_SEARCH, SEARCH_NAMES
 
 
 @click.command("explain-eval")
@@ -25,7 +25,7 @@ from eagle.search import SEARCH_NAMES
 @click.option(
     "--regions", type=click.IntRange(min=1), default=64, show_default=True, help="SLICO division number."
 )
-@click.option("--search", type=click.Choice(SEARCH_NAMES), default="efficient", show_default=True)
+@click.option("--search", type=click.Choice(SEARCH_NAMES), default=DEFAULT_SEARCH, show_default=True)
 @click.option("--rise-masks", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--model", default=None, help="Probe checkpoint directory (default: the shipped one).")
 @click.option(

@@ -7,10 +7,19 @@ import json
 
 import numpy as np
 import pytest
-from eagle_fakes import ConstantScorer, InteractionScorer, LinearScorer, grid_labels, region_image, request
+from eagle_fakes import (
+    ConstantScorer,
+    CopiesScorer,
+    InteractionScorer,
+    LinearScorer,
+    grid_labels,
+    region_image,
+    request,
+)
 
 from eagle import Eagle, EfficientSearch, ExactSearch, Explanation, score_order
 from eagle.masking import compose
+from eagle.metrics import deletion_auc, insertion_auc
 from eagle.regions import region_adjacency
 from eagle.search import (
     SEARCH_NAMES,
@@ -372,3 +381,62 @@ def test_coarse_to_fine_skips_refining_blocks_with_small_gains():
     assert lean.forward_passes < full.forward_passes
     ins, dels, _ = score_order(LinearScorer(labels, weights), image, labels, request(), lean.order)
     np.testing.assert_allclose(lean.insertion, ins, atol=1e-12)
+
+
+def test_bidirectional_lazy_equals_exact_on_an_additive_scorer_at_a_sixteenth_of_the_cost():
+    n = 64
+    labels = grid_labels(8, 8)
+    weights = np.random.default_rng(5).permutation(np.arange(1, n + 1, dtype=float))
+    image = region_image(labels)
+    exact = Eagle(LinearScorer(labels, weights), search=ExactSearch()).explain(image, labels, request())
+    lazy = Eagle(LinearScorer(labels, weights), search=BidirectionalLazySearch()).explain(
+        image, labels, request()
+    )
+    assert lazy.order.tolist() == exact.order.tolist()
+    # every g moves with G(O) on an additive scorer, so the back never re-scores a stale region:
+    # 2 baselines + 2n for step 1 + 2 per region but the three free ones (the front's and the back's
+    # first picks come from step 1, the last one is the full image) + the 2 the switch re-scored
+    assert lazy.forward_passes == 2 + 2 * n + 2 * (n - 3) + 2
+    assert lazy.forward_passes <= exact.forward_passes / 16
+
+
+COPIES = [[30, 31], [34, 35], [22, 28]]  # three drawings of the evidence, two regions each
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bidirectional_lazy_removes_every_copy_of_the_evidence_first(seed):
+    labels = grid_labels(6, 6)
+    image = region_image(labels)
+    scorer = CopiesScorer(labels, COPIES, seed=seed)
+    exact = Eagle(scorer, search=ExactSearch()).explain(image, labels, request())
+    lazy = Eagle(scorer, search=BidirectionalLazySearch()).explain(image, labels, request())
+    evidence = sorted(r for copy in COPIES for r in copy)
+    assert sorted(lazy.order[:6].tolist()) == evidence
+    # the exact step is blind once one copy is shown: removing a copy gains nothing while another
+    # is left, so it takes background regions on the small additive term
+    assert sorted(exact.order[:6].tolist()) != evidence
+    assert deletion_auc(lazy) < deletion_auc(exact) - 0.2
+    assert insertion_auc(lazy) >= insertion_auc(exact) - 0.01
+    assert lazy.forward_passes <= 0.12 * exact.forward_passes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bidirectional_lazy_orders_a_counter_token_from_the_front_like_exact(seed):
+    labels = grid_labels(6, 6)
+    image = region_image(labels)
+    scorer = CopiesScorer(labels, COPIES, seed=seed, falling=True)
+    exact = Eagle(scorer, search=ExactSearch()).explain(image, labels, request())
+    lazy = Eagle(scorer, search=BidirectionalLazySearch()).explain(image, labels, request())
+    assert lazy.order[:8].tolist() == exact.order[:8].tolist()
+    assert insertion_auc(lazy) >= insertion_auc(exact) - 0.005
+    assert deletion_auc(lazy) <= deletion_auc(exact) + 0.005
+    assert lazy.forward_passes <= 0.12 * exact.forward_passes
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"batch": 0}, "batch must be at least 1"), ({"switch": 1.5}, "switch must be a fraction")],
+)
+def test_bidirectional_lazy_settings_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BidirectionalLazySearch(**kwargs)
