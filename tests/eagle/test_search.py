@@ -124,13 +124,17 @@ def test_saved_curves_equal_rescoring_every_prefix(n, search):
     assert np.abs(expl.deletion - dels).max() <= 1e-6
 
 
+def explain_additive(search, rows: int, cols: int, seed: int) -> Explanation:
+    """`search` on a rows x cols grid scored additively, the weights a seeded permutation of 1..n."""
+    labels = grid_labels(rows, cols)
+    weights = np.random.default_rng(seed).permutation(np.arange(1, rows * cols + 1, dtype=float))
+    scorer = LinearScorer(labels, weights)
+    return Eagle(scorer, search=search).explain(region_image(labels), labels, request())
+
+
 def test_efficient_equals_exact_on_an_additive_scorer_and_is_cheaper():
-    n = 40
-    labels = grid_labels(5, 8)
-    weights = np.random.default_rng(0).permutation(np.arange(1, n + 1, dtype=float))
-    image = region_image(labels)
-    exact = Eagle(LinearScorer(labels, weights), search=ExactSearch()).explain(image, labels, request())
-    eff = Eagle(LinearScorer(labels, weights), search=EfficientSearch()).explain(image, labels, request())
+    exact = explain_additive(ExactSearch(), 5, 8, seed=0)
+    eff = explain_additive(EfficientSearch(), 5, 8, seed=0)
     assert eff.order.tolist() == exact.order.tolist()
     assert eff.forward_passes < 0.5 * exact.forward_passes
 
@@ -241,18 +245,11 @@ def _objective_auc(expl) -> float:
 @pytest.mark.parametrize("batch", [1, 2, 5])
 def test_lazy_equals_exact_on_an_additive_scorer_at_a_tenth_of_the_cost(batch):
     n = 64
-    labels = grid_labels(8, 8)
-    weights = np.random.default_rng(5).permutation(np.arange(1, n + 1, dtype=float))
-    image = region_image(labels)
-    exact = Eagle(LinearScorer(labels, weights), search=ExactSearch()).explain(image, labels, request())
-    lazy = Eagle(LinearScorer(labels, weights), search=LazySearch(batch=batch)).explain(
-        image, labels, request()
-    )
+    exact = explain_additive(ExactSearch(), 8, 8, seed=5)
+    lazy = explain_additive(LazySearch(batch=batch), 8, 8, seed=5)
     assert lazy.order.tolist() == exact.order.tolist()
     # the evidence bonus follows the first-step gains, which are the weights here: same order
-    ev = Eagle(LinearScorer(labels, weights), search=LazySearch(batch=batch, evidence=0.01)).explain(
-        image, labels, request()
-    )
+    ev = explain_additive(LazySearch(batch=batch, evidence=0.01), 8, 8, seed=5)
     assert ev.order.tolist() == exact.order.tolist()
     np.testing.assert_allclose(lazy.insertion, exact.insertion, atol=1e-12)
     # gains never change on an additive scorer: the first batch always confirms the best region,
@@ -385,13 +382,8 @@ def test_coarse_to_fine_skips_refining_blocks_with_small_gains():
 
 def test_bidirectional_lazy_equals_exact_on_an_additive_scorer_at_a_sixteenth_of_the_cost():
     n = 64
-    labels = grid_labels(8, 8)
-    weights = np.random.default_rng(5).permutation(np.arange(1, n + 1, dtype=float))
-    image = region_image(labels)
-    exact = Eagle(LinearScorer(labels, weights), search=ExactSearch()).explain(image, labels, request())
-    lazy = Eagle(LinearScorer(labels, weights), search=BidirectionalLazySearch()).explain(
-        image, labels, request()
-    )
+    exact = explain_additive(ExactSearch(), 8, 8, seed=5)
+    lazy = explain_additive(BidirectionalLazySearch(), 8, 8, seed=5)
     assert lazy.order.tolist() == exact.order.tolist()
     # every g moves with G(O) on an additive scorer, so the back never re-scores a stale region:
     # 2 baselines + 2n for step 1 + 2 per region but the three free ones (the front's and the back's
