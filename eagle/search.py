@@ -380,11 +380,10 @@ class BidirectionalLazySearch:
     is not blind; and when showing more only raises f, g only shrinks as O grows, so a stale g
     over-states and lazy evaluation is sound.
 
-    Stale estimates: the front's are its last gain (marginal, as in the lazy search); the back's
-    are min(stale g, stale g moved by how much G(O) has moved since), which is also exact on an
-    additive scorer, where every g moves with G. When the image lowers the explained score
-    (f(V) < f(∅), a counter token), the roles turn: F(S ∪ v) only shrinks as S grows, so the front
-    is sound to the end (same estimate as the back's) and orders every region.
+    Stale estimates: the front's are its last gain (as in the lazy search); the back's are
+    min(stale g, stale g moved by how much G(O) has moved since), which is exact on an additive
+    scorer, where every g moves with G. When the image lowers the explained score (f(V) < f(∅), a
+    counter token) the roles turn: the front orders every region.
 
     Each chosen region's two scores are the curve points of its prefix, so the curves are exact
     at 2 forwards per region after step 1 plus the re-scores.
@@ -437,8 +436,7 @@ class BidirectionalLazySearch:
         fresh = {v: (shown[v], removed[v]) for v in range(n)}  # step 1: every region is fresh
 
         def front_priority(v: int) -> float:
-            moved = value[v] - base[v] + f_s
-            return moved if rising else min(value[v], moved)
+            return value[v] - base[v] + f_s  # the last gain, on today's F(S)
 
         def score_front(cand: list[int]) -> None:
             keep = _candidates(visible, cand, True)
