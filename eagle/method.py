@@ -64,7 +64,7 @@ class Eagle:
         search: how F is maximised. `ExactSearch()`: every remaining region scored at every step,
             n(n+1) forwards. `BidirectionalLazySearch()` (default): lazy greedy from the front,
             then from the back, about 7% of the exact forwards at n = 64 on the hard probe suite,
-            insertion AUC 0.2% below exact's and deletion AUC 29% lower (benchmarks/RESULTS.md,
+            insertion AUC 0.2% below exact's and deletion AUC 41% lower (benchmarks/RESULTS.md,
             issue 15). `EfficientSearch(...)`: the paper's bidirectional variant, about
             34%. `LazySearch(...)`: the exact step with a region's gain re-scored only when it could
             win, 10-20%. Every search returns exact curves for the order it found.

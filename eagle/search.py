@@ -388,10 +388,10 @@ class BidirectionalLazySearch:
     Each chosen region's two scores are the curve points of its prefix, so the curves are exact
     at 2 forwards per region after step 1 plus the re-scores.
 
-    Measured on 60 held-out hard-suite samples at n = 64 (benchmarks/RESULTS.md, issue 15): 6.8% of
-    the exact search's forwards (at most 9.0%), insertion AUC 0.2% below exact's, deletion AUC 29%
+    Measured on 89 held-out hard-suite samples at n = 64 (benchmarks/RESULTS.md, issue 15): 7.3% of
+    the exact search's forwards (at most 9.5%), insertion AUC 0.2% below exact's, deletion AUC 41%
     lower; ahead of captum's methods and RISE at equal forwards. Its weak side is the counter token,
-    ordered from the front: deletion AUC +0.025 on exact's 0.051.
+    ordered from the front: deletion AUC +0.018 on exact's 0.048.
     """
 
     batch: int = 1
