@@ -27,6 +27,11 @@ class SearchTrace:
     stopped_early_at: int | None = None  # prefix length at which an early stop ordered the rest
 
 
+def _objective_of(ins: np.ndarray, dels: np.ndarray, lambda1: float, lambda2: float) -> float:
+    """F of one prefix from its (N,) insertion and deletion scores."""
+    return float(objective(ins[None], dels[None], lambda1, lambda2)[0])
+
+
 def _candidates(base: np.ndarray, cand: list[int], value: bool) -> np.ndarray:
     """(len(cand), n) rows of `base` with region cand[i] set to `value` in row i."""
     keep = np.repeat(base[None], len(cand), axis=0)
@@ -414,9 +419,6 @@ class BidirectionalLazySearch:
         if n == 1:
             return SearchTrace(order=np.zeros(1, np.int64), insertion=f_full[None], deletion=f_black[None])
 
-        def big_f(ins: np.ndarray, dels: np.ndarray) -> float:
-            return float(objective(ins[None], dels[None], lambda1, lambda2)[0])
-
         alone = np.eye(n, dtype=bool)
         first = rs(np.concatenate([alone, ~alone]))
         shown, removed = first[:n], first[n:]  # f({r}), f(V ∖ r)
@@ -424,7 +426,7 @@ class BidirectionalLazySearch:
         rows: dict[int, tuple[np.ndarray, np.ndarray]] = {n: (f_full, f_black)}  # prefix -> curve points
 
         # The front: S grows from nothing; value[v] = F(S' ∪ v) and base[v] = F(S') when v was scored.
-        f_s = big_f(f_black, f_full)  # F(∅)
+        f_s = _objective_of(f_black, f_full, lambda1, lambda2)  # F(∅)
         value = objective(shown, removed, lambda1, lambda2)
         base = np.full(n, f_s)
         scale = max(
@@ -443,7 +445,7 @@ class BidirectionalLazySearch:
             sc = rs(np.concatenate([keep, ~keep]))
             for i, c in enumerate(cand):
                 fresh[c] = (sc[i], sc[len(cand) + i])
-                value[c], base[c] = big_f(*fresh[c]), f_s
+                value[c], base[c] = _objective_of(*fresh[c], lambda1, lambda2), f_s
 
         ranked = [int(v) for v in np.argsort(-value, kind="stable")]
         front: list[int] = []
@@ -461,7 +463,7 @@ class BidirectionalLazySearch:
 
         # The back: O grows from nothing; the scores of its j-th region are prefix n − j's curve
         # points. Step 1's scores are fresh for the first back step (O = ∅; S is shown either way).
-        g_o = big_f(f_full, f_black)  # G(∅) = F(V)
+        g_o = _objective_of(f_full, f_black, lambda1, lambda2)  # G(∅) = F(V)
         back_g = objective(removed, shown, lambda1, lambda2)
         back_base = np.full(n, g_o)
         in_back = np.zeros(n, bool)
@@ -474,7 +476,7 @@ class BidirectionalLazySearch:
             sc = rs(np.concatenate([_candidates(~in_back, cand, False), _candidates(in_back, cand, True)]))
             for i, c in enumerate(cand):
                 fresh[c] = (sc[i], sc[len(cand) + i])  # (all but O ∪ c shown, only O ∪ c shown)
-                back_g[c], back_base[c] = big_f(*fresh[c]), g_o
+                back_g[c], back_base[c] = _objective_of(*fresh[c], lambda1, lambda2), g_o
 
         rest = sorted(ranked[::-1], key=lambda c: -back_g[c])  # first to the back first; ties: worst-ranked
         back: list[int] = []
@@ -588,7 +590,7 @@ class CoarseToFineSearch:
         taken = np.zeros(k, bool)
         remaining = list(range(k))
         blocks, block_rows, block_gain = [], {}, {}
-        f_prev = float(objective(f_black[None], f_full[None], lambda1, lambda2)[0])
+        f_prev = _objective_of(f_black, f_full, lambda1, lambda2)
         while remaining:
             if len(remaining) == 1:
                 g = remaining.pop()
@@ -604,7 +606,7 @@ class CoarseToFineSearch:
             taken[g] = True
             blocks.append(g)
             block_rows[g] = (ins, dels)
-            f_now = float(objective(ins[None], dels[None], lambda1, lambda2)[0])
+            f_now = _objective_of(ins, dels, lambda1, lambda2)
             block_gain[g] = abs(f_now - f_prev)
             f_prev = f_now
         top_gain = max(block_gain.values())
